@@ -1,0 +1,63 @@
+"""MLflow Tracing for the official ``ollama`` Python SDK.
+
+.. code-block:: python
+
+    import mlflow_ollama
+
+    mlflow_ollama.autolog()  # once, at startup
+    # every ollama.chat / Client.chat / AsyncClient.chat call is now an MLflow span
+    mlflow_ollama.revert()  # the original functions are back
+"""
+
+from __future__ import annotations
+
+from mlflow_ollama import _patch
+from mlflow_ollama._config import AUTOLOG_ENV, STRICT_ENV, settings
+
+__all__ = ["AUTOLOG_ENV", "STRICT_ENV", "autolog", "revert"]
+
+
+def autolog(log_traces: bool = True, disable: bool = False, silent: bool = False) -> None:
+    """Trace every Ollama chat call as an MLflow span.
+
+    Patches ``ollama.chat``, ``ollama.Client.chat`` and ``ollama.AsyncClient.chat`` in place, with
+    wrapt. Each call then gives exactly one span, ``ollama.chat`` of type ``CHAT_MODEL``, nested
+    under whatever span is current. It records the arguments by name, the response, token usage,
+    model, provider, tools, Ollama's durations and the conversation in the form the MLflow UI
+    shows as a chat. A ``chat`` bound with ``from ollama import chat`` before this call is traced
+    too, through ``Client._request``, which the SDK looks up on the class at call time.
+
+    If ``ollama`` is not imported yet, nothing is imported now (importing it reads
+    ``OLLAMA_HOST``): the patches go in when your code imports it.
+
+    Tracing never changes a call: its result and its exceptions are the very objects the SDK
+    produced, and a failure inside the plugin is logged once as a warning, never raised.
+
+    Calling it again only updates the options; it never stacks wrappers.
+
+    Set the environment variable ``MLFLOW_OLLAMA_AUTOLOG=false`` (or ``0``, ``no``, ``off``) to
+    stop tracing from the next call on, without restarting (``%env`` in a notebook); ``true`` or
+    unset turns it back on.
+
+    Args:
+        log_traces: If False, calls are not traced (same as ``disable=True`` here, since traces
+            are all this integration logs).
+        disable: If True, remove the patches, like :func:`revert`.
+        silent: If True, the plugin's own warnings are logged at debug level.
+    """
+    settings.silent = silent
+    if disable or not log_traces:
+        revert()
+        return
+    settings.active = True
+    _patch.install_when_imported()
+
+
+def revert() -> None:
+    """Remove the patches: the SDK's original functions are back, as the same objects.
+
+    A patched function you kept a reference to while autolog was on stops tracing too. Does
+    nothing when nothing is patched; :func:`autolog` afterwards works again.
+    """
+    settings.active = False
+    _patch.uninstall()

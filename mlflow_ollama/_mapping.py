@@ -1,0 +1,270 @@
+"""Pure translation of Ollama requests and responses into what an MLflow span records.
+
+Nothing here touches a span, MLflow or the network. Every function takes plain data: the
+arguments a user passed to the SDK (dicts or ``ollama`` pydantic objects) or a response object,
+and returns JSON-ready dicts and lists.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import os
+import sys
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any
+
+__all__ = [
+    "PROVIDER",
+    "ZERO_COST",
+    "chat_messages",
+    "image_summary",
+    "message_dict",
+    "request_inputs",
+    "response_attributes",
+    "response_outputs",
+    "token_usage",
+    "tool_definitions",
+]
+
+PROVIDER = "ollama"
+ZERO_COST = {"input_cost": 0.0, "output_cost": 0.0, "total_cost": 0.0}
+"""Local models cost nothing; an explicit zero stops MLflow pricing them from a catalog."""
+
+# MLflow attribute names, spelled out so that old mlflow-tracing releases without the constants work.
+USAGE = "mlflow.chat.tokenUsage"
+TOOLS = "mlflow.chat.tools"
+MESSAGES = "mlflow.chat.messages"
+MODEL = "mlflow.llm.model"
+PROVIDER_KEY = "mlflow.llm.provider"
+COST = "mlflow.llm.cost"
+FORMAT = "mlflow.message.format"
+
+# Ollama's durations are integer nanoseconds and arrive only on the final response.
+_DURATIONS = ("total_duration", "load_duration", "prompt_eval_duration", "eval_duration")
+_CHAT_ROLES = frozenset({"system", "user", "assistant", "tool"})
+_MESSAGE_FIELDS = ("role", "content", "thinking", "tool_name")
+
+
+def _get(obj: Any, name: str) -> Any:
+    """Read a field from a dict or an ollama pydantic object; absent and None are the same."""
+    if isinstance(obj, Mapping):
+        return obj.get(name)
+    return getattr(obj, name, None)
+
+
+def _dump(obj: Any) -> Any:
+    """A JSON-ready copy of a pydantic object, mapping or sequence (other values as they are)."""
+    if hasattr(obj, "model_dump"):
+        return obj.model_dump(mode="json", exclude_none=True, by_alias=True)
+    if isinstance(obj, Mapping):
+        return {str(k): _dump(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_dump(v) for v in obj]
+    return obj
+
+
+# --- images -------------------------------------------------------------------------------------
+
+_MAGIC = (
+    (b"\x89PNG\r\n\x1a\n", "image/png"),
+    (b"\xff\xd8\xff", "image/jpeg"),
+    (b"GIF87a", "image/gif"),
+    (b"GIF89a", "image/gif"),
+    (b"BM", "image/bmp"),
+)
+_SUFFIX_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".webp": "image/webp"}
+
+
+def _sniff(head: bytes) -> str:
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "image/webp"
+    for magic, media_type in _MAGIC:
+        if head.startswith(magic):
+            return media_type
+    return "application/octet-stream"
+
+
+def image_summary(image: Any) -> dict[str, Any]:
+    """A small stand-in for an image: its size and media type, never its bytes.
+
+    Accepts what the SDK accepts: bytes, a path (``str`` or ``Path``), a base64 string, or an
+    ``ollama.Image`` wrapping any of these. Reads at most a few bytes of a file.
+    """
+    value = getattr(image, "value", image)
+    if isinstance(value, (bytes, bytearray)):
+        return {"type": "image", "media_type": _sniff(bytes(value[:16])), "size_bytes": len(value)}
+    if isinstance(value, os.PathLike) or (isinstance(value, str) and len(value) < 4096):
+        path = os.fspath(value)
+        try:
+            if os.path.isfile(path):
+                with open(path, "rb") as handle:
+                    head = handle.read(16)
+                size = os.path.getsize(path)
+                return {"type": "image", "media_type": _sniff(head), "size_bytes": size, "path": str(path)}
+        except (OSError, ValueError):
+            pass
+        suffix = os.path.splitext(str(path))[1].lower()
+        if isinstance(value, os.PathLike) or suffix in _SUFFIX_TYPES:
+            return {"type": "image", "path": str(path), "error": "file not found"}
+    if isinstance(value, str):
+        # A base64 string: decode only its head to learn the type; its length gives the size.
+        text = value.strip()
+        try:
+            head = base64.b64decode(text[:24] + "=" * (-len(text[:24]) % 4))
+        except (binascii.Error, ValueError):
+            return {"type": "image", "error": "not base64 or a file", "size_chars": len(text)}
+        size = len(text) * 3 // 4 - text[-2:].count("=")
+        return {"type": "image", "media_type": _sniff(head), "size_bytes": size}
+    return {"type": "image", "error": f"unsupported image value of type {type(value).__name__}"}
+
+
+# --- requests -----------------------------------------------------------------------------------
+
+
+def message_dict(message: Any) -> dict[str, Any]:
+    """One chat message (dict or ``ollama.Message``) as a plain dict, images summarised."""
+    if isinstance(message, Mapping):
+        out = {str(k): v for k, v in message.items() if k not in ("images", "tool_calls")}
+    else:
+        out = {name: getattr(message, name) for name in _MESSAGE_FIELDS if getattr(message, name, None) is not None}
+    images = _get(message, "images")
+    if images:
+        out["images"] = [image_summary(image) for image in images]
+    tool_calls = _get(message, "tool_calls")
+    if tool_calls:
+        out["tool_calls"] = _dump(list(tool_calls))
+    return _dump(out)  # type: ignore[no-any-return]
+
+
+def tool_definitions(tools: Iterable[Any]) -> list[dict[str, Any]]:
+    """Tools as the JSON schema the SDK sends: dicts, ``ollama.Tool`` objects or Python functions."""
+    out: list[dict[str, Any]] = []
+    for tool in tools:
+        if callable(tool) and not isinstance(tool, Mapping) and not hasattr(tool, "model_dump"):
+            # The SDK's own converter, so the recorded schema is exactly what went on the wire.
+            tool = sys.modules["ollama._utils"].convert_function_to_tool(tool)
+        out.append(_dump(tool))
+    return out
+
+
+def request_inputs(arguments: Mapping[str, Any]) -> dict[str, Any]:
+    """The call's arguments by name, made JSON-ready: messages as dicts, tools as schemas.
+
+    Only sequences are walked: a one-shot iterator of messages is recorded by its type, because
+    reading it here would take the messages away from the SDK.
+    """
+    inputs: dict[str, Any] = {}
+    for name, value in arguments.items():
+        if name == "messages" and isinstance(value, (list, tuple)):
+            inputs[name] = [message_dict(m) for m in value]
+        elif name == "tools" and isinstance(value, (list, tuple)):
+            inputs[name] = tool_definitions(value)
+        elif name == "images" and isinstance(value, (list, tuple)):
+            inputs[name] = [image_summary(image) for image in value]
+        elif isinstance(value, Iterator):
+            inputs[name] = f"<{type(value).__name__} not recorded>"
+        else:
+            inputs[name] = _dump(value)
+    return inputs
+
+
+# --- responses ----------------------------------------------------------------------------------
+
+
+def response_outputs(response: Any) -> Any:
+    """The response object as JSON (the ``ChatResponse`` fields the server sent)."""
+    return _dump(response)
+
+
+def token_usage(response: Any) -> dict[str, int] | None:
+    """MLflow token usage from Ollama's counts. A count the server did not send is left out."""
+    usage: dict[str, int] = {}
+    prompt = _get(response, "prompt_eval_count")
+    completion = _get(response, "eval_count")
+    if prompt is not None:
+        usage["input_tokens"] = prompt
+    if completion is not None:
+        usage["output_tokens"] = completion
+    if prompt is not None and completion is not None:
+        usage["total_tokens"] = prompt + completion
+    return usage or None
+
+
+def response_attributes(response: Any) -> dict[str, Any]:
+    """Span attributes read off a final response: usage, model, durations, speed, done reason."""
+    attributes: dict[str, Any] = {}
+    usage = token_usage(response)
+    if usage:
+        attributes[USAGE] = usage
+    model = _get(response, "model")
+    if model:
+        attributes[MODEL] = model
+    for name in _DURATIONS:
+        value = _get(response, name)
+        if value is not None:
+            attributes[f"ollama.{name}_ns"] = value
+    eval_count, eval_duration = _get(response, "eval_count"), _get(response, "eval_duration")
+    if eval_count is not None and eval_duration:
+        attributes["ollama.output_tokens_per_second"] = round(eval_count * 1e9 / eval_duration, 3)
+    done_reason = _get(response, "done_reason")
+    if done_reason is not None:
+        attributes["ollama.done_reason"] = done_reason
+    return attributes
+
+
+# --- the chat view ------------------------------------------------------------------------------
+
+
+def _openai_tool_call(call: Mapping[str, Any], call_id: str) -> dict[str, Any]:
+    function = call.get("function") or {}
+    arguments = function.get("arguments")
+    return {
+        "id": call_id,
+        "type": "function",
+        "function": {
+            "name": str(function.get("name", "")),
+            # The UI wants OpenAI's shape: arguments as a JSON string, not Ollama's dict.
+            "arguments": arguments if isinstance(arguments, str) else json.dumps(arguments, default=str),
+        },
+    }
+
+
+def chat_messages(messages: Sequence[Mapping[str, Any]], reply: Mapping[str, Any] | None) -> list[dict[str, Any]]:
+    """The conversation in OpenAI chat format, the form the MLflow UI renders as a chat.
+
+    ``messages`` are request messages as made by :func:`message_dict`; ``reply`` is the response
+    message as a dict, or None when the call failed. Ollama drops tool-call ids, so ids are made
+    up (``call_0``, ``call_1``, ...) and each tool result is matched to the earliest open call of
+    the same tool name. Thinking becomes ``reasoning``.
+    """
+    out: list[dict[str, Any]] = []
+    open_calls: list[tuple[str, str]] = []  # (id, tool name) awaiting a tool message
+    counter = 0
+    for message in [*messages, *([reply] if reply is not None else [])]:
+        role = str(message.get("role") or "user")
+        content = message.get("content")
+        item: dict[str, Any] = {"role": role if role in _CHAT_ROLES else "user"}
+        item["content"] = content if isinstance(content, str) or content is None else json.dumps(content, default=str)
+        if message.get("thinking"):
+            item["reasoning"] = str(message["thinking"])
+        calls = message.get("tool_calls")
+        if calls:
+            item["tool_calls"] = []
+            for call in calls:
+                call_id = f"call_{counter}"
+                counter += 1
+                converted = _openai_tool_call(call, call_id)
+                item["tool_calls"].append(converted)
+                open_calls.append((call_id, converted["function"]["name"]))
+        if role == "tool":
+            name = message.get("tool_name") or message.get("name")
+            if name:
+                item["name"] = str(name)
+            match = next((c for c in open_calls if not name or c[1] == name), None)
+            if match is not None:
+                open_calls.remove(match)
+                item["tool_call_id"] = match[0]
+        out.append(item)
+    return out

@@ -1,0 +1,136 @@
+"""Lifecycle: the table of patch targets, and installing and removing the wrappers it names.
+
+``install()`` and ``uninstall()`` both read ``TARGETS``, so what is patched and what is restored
+cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import inspect
+import sys
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import CodeType
+from typing import Any, Literal
+
+import wrapt
+
+from mlflow_ollama._config import tracing_enabled
+from mlflow_ollama._safety import warn
+
+__all__ = ["TARGETS", "Target", "install", "install_when_imported", "installed", "uninstall"]
+
+Kind = Literal["sync", "async", "fallback-sync", "fallback-async"]
+
+
+@dataclass(frozen=True)
+class Target:
+    """One attribute to wrap. ``module`` is looked up in ``sys.modules``, never imported."""
+
+    module: str
+    path: str
+    kind: Kind
+    method: str = ""
+    """The SDK method the target is, for ``sync``/``async``; fallbacks serve them all."""
+
+
+# ``ollama._client`` is a Client *instance* (the package rebinds the name), so targets name the
+# module as it appears in ``sys.modules``. ``ollama.chat`` is a method bound to that instance at
+# import time: patching the class does not reach it, so it is a target of its own.
+TARGETS: tuple[Target, ...] = (
+    Target("ollama._client", "Client.chat", "sync", "chat"),
+    Target("ollama._client", "AsyncClient.chat", "async", "chat"),
+    Target("ollama", "chat", "sync", "chat"),
+    Target("ollama._client", "Client._request", "fallback-sync"),
+    Target("ollama._client", "AsyncClient._request", "fallback-async"),
+)
+
+_SPAN_TYPES = {"chat": "CHAT_MODEL"}
+
+
+@dataclass(frozen=True)
+class _Installed:
+    parent: Any
+    attribute: str
+    original: Any
+    wrapper: Any
+
+
+_installed: list[_Installed] = []
+_lock = threading.Lock()
+_hook_registered = False
+
+
+def installed() -> bool:
+    """Whether the wrappers are in place now."""
+    return bool(_installed)
+
+
+def _endpoint(method: str, function: Callable[..., Any]) -> Any:
+    from mlflow_ollama._spans import Endpoint
+
+    parameters = list(inspect.signature(function).parameters.values())
+    if parameters and parameters[0].name == "self":
+        parameters = parameters[1:]
+    positional = tuple(p.name for p in parameters if p.kind is p.POSITIONAL_OR_KEYWORD)
+    defaults = tuple((p.name, p.default) for p in parameters if p.default is not p.empty)
+    return Endpoint(method=method, span_type=_SPAN_TYPES[method], positional=positional, defaults=defaults)
+
+
+def install() -> None:
+    """Wrap every target. Does nothing if already installed or if ``ollama`` is not imported."""
+    from mlflow_ollama import _wrappers
+
+    with _lock:
+        if _installed or "ollama" not in sys.modules:
+            return
+        resolved = [(t, *wrapt.resolve_path(sys.modules[t.module], t.path)) for t in TARGETS]
+        endpoints = {t.method: _endpoint(t.method, original) for t, _, _, original in resolved if t.method}
+        # The code objects of the original SDK methods, for the ``_request`` fallback.
+        callers: dict[CodeType, Any] = {}
+        for t, _, _, original in resolved:
+            code = getattr(getattr(original, "__func__", original), "__code__", None)
+            if t.method and code is not None:
+                callers[code] = endpoints[t.method]
+        factories: dict[Kind, Callable[[Target], Any]] = {
+            "sync": lambda t: _wrappers.sync_method(endpoints[t.method]),
+            "async": lambda t: _wrappers.async_method(endpoints[t.method]),
+            "fallback-sync": lambda t: _wrappers.request_fallback(callers, is_async=False),
+            "fallback-async": lambda t: _wrappers.request_fallback(callers, is_async=True),
+        }
+        for target, parent, attribute, original in resolved:
+            wrapper = wrapt.FunctionWrapper(original, factories[target.kind](target), enabled=tracing_enabled)
+            setattr(parent, attribute, wrapper)
+            _installed.append(_Installed(parent, attribute, original, wrapper))
+
+
+def uninstall() -> None:
+    """Put back the original objects, newest first. Does nothing if nothing is installed."""
+    with _lock:
+        while _installed:
+            entry = _installed.pop()
+            current = vars(entry.parent).get(entry.attribute)
+            if current is entry.wrapper:
+                setattr(entry.parent, entry.attribute, entry.original)
+            else:
+                # Someone wrapped on top of us; removing ours would remove theirs too. Our wrapper
+                # stays, inert: it passes calls straight through once autolog is off.
+                warn(f"mlflow-ollama could not restore {entry.attribute}: it was replaced after autolog().")
+
+
+def _on_ollama_imported(_module: Any) -> None:
+    from mlflow_ollama._config import settings
+
+    if settings.active:
+        install()
+
+
+def install_when_imported() -> None:
+    """Install now if ``ollama`` is imported, else when it is (without importing it ourselves)."""
+    global _hook_registered
+    if "ollama" in sys.modules:
+        install()
+    elif not _hook_registered:
+        _hook_registered = True
+        wrapt.register_post_import_hook(_on_ollama_imported, "ollama")

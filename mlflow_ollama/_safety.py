@@ -1,0 +1,43 @@
+"""The never-break guard: failures inside the plugin are reported, never passed to the caller."""
+
+from __future__ import annotations
+
+import logging
+
+from mlflow_ollama._config import settings, strict_mode
+
+__all__ = ["logger", "report", "warn"]
+
+logger = logging.getLogger("mlflow_ollama")
+
+# One warning per kind of failure per process; repeats go to debug so a bug on the hot path
+# cannot flood a production log.
+_reported: set[tuple[str, str]] = set()
+
+
+def warn(message: str) -> None:
+    """Log one of the plugin's own warnings, at debug level when ``autolog(silent=True)``."""
+    logger.log(logging.DEBUG if settings.silent else logging.WARNING, message)
+
+
+def report(where: str, exc: BaseException) -> None:
+    """Record that tracing failed at ``where``. The Ollama call itself is unaffected.
+
+    Must be called from inside an ``except`` block. With ``MLFLOW_OLLAMA_STRICT=true`` it re-raises
+    instead, so this project's tests see every internal failure.
+    """
+    if strict_mode():
+        raise exc
+    key = (where, type(exc).__name__)
+    if key in _reported:
+        logger.debug("mlflow-ollama failed to %s again: %r", where, exc)
+        return
+    _reported.add(key)
+    logger.log(
+        logging.DEBUG if settings.silent else logging.WARNING,
+        "mlflow-ollama failed to %s; your Ollama call is unaffected. (%s: %s)",
+        where,
+        type(exc).__name__,
+        exc,
+        exc_info=exc,
+    )

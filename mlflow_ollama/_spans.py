@@ -1,0 +1,126 @@
+"""Span lifecycle: open an MLflow span for one Ollama call and close it with the result or error.
+
+Every function here may raise; callers in ``_wrappers`` guard them so the Ollama call is never
+affected.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import mlflow
+from mlflow.entities import LiveSpan, SpanType
+
+from mlflow_ollama import _mapping as m
+
+__all__ = ["Endpoint", "TracedCall", "start"]
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One traced SDK method: how its span is named and typed, and its parameter names."""
+
+    method: str
+    """The SDK method name, e.g. ``"chat"``."""
+
+    span_type: str
+    """An MLflow ``SpanType`` value."""
+
+    positional: tuple[str, ...]
+    """Names of the parameters that may be passed by position, after ``self``, in order."""
+
+    defaults: tuple[tuple[str, Any], ...]
+    """Every parameter name with its default, for reading a call back from a frame's locals."""
+
+    @property
+    def span_name(self) -> str:
+        return f"ollama.{self.method}"
+
+    def arguments(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+        """The call's arguments by name, however they were passed."""
+        named = dict(zip(self.positional, args))
+        named.update(kwargs)
+        return named
+
+    def arguments_from_locals(self, local_vars: dict[str, Any]) -> dict[str, Any]:
+        """The arguments of a call seen only through its frame: those that differ from the default."""
+        return {
+            name: local_vars[name]
+            for name, default in self.defaults
+            # Identity, not equality: defaults are None/''/False, and == on user objects may raise.
+            if name in local_vars and local_vars[name] is not default
+        }
+
+
+def _host(instance: Any) -> str | None:
+    """``scheme://host:port`` of the client's server. Never userinfo, path or query."""
+    url = getattr(getattr(instance, "_client", None), "base_url", None)
+    if url is None:
+        return None
+    port = f":{url.port}" if url.port else ""
+    return f"{url.scheme}://{url.host}{port}"
+
+
+class TracedCall:
+    """The span of one Ollama call, with what is needed to close it."""
+
+    __slots__ = ("endpoint", "inputs", "span")
+
+    def __init__(self, endpoint: Endpoint, span: LiveSpan, inputs: dict[str, Any]) -> None:
+        self.endpoint = endpoint
+        self.span = span
+        self.inputs = inputs
+
+    def _request_messages(self) -> list[dict[str, Any]]:
+        messages = self.inputs.get("messages")
+        return messages if isinstance(messages, list) else []
+
+    def succeed(self, response: Any) -> None:
+        """Record the response and end the span with status OK.
+
+        The span is ended even if mapping the response fails, so no span is ever left open.
+        """
+        outputs: Any = None
+        attributes: dict[str, Any] = {}
+        try:
+            attributes = m.response_attributes(response)
+            if self.endpoint.span_type == SpanType.CHAT_MODEL:
+                reply = m.message_dict(getattr(response, "message", None) or {"role": "assistant"})
+                attributes[m.MESSAGES] = m.chat_messages(self._request_messages(), reply)
+            outputs = m.response_outputs(response)
+        finally:
+            self.span.end(outputs=outputs, attributes=attributes)
+
+    def fail(self, exc: BaseException) -> None:
+        """Record the exception (ERROR status plus an exception event) and end the span."""
+        attributes: dict[str, Any] = {}
+        try:
+            status_code = getattr(exc, "status_code", None)
+            if isinstance(status_code, int):
+                attributes["ollama.error.status_code"] = status_code
+            if self.endpoint.span_type == SpanType.CHAT_MODEL and self._request_messages():
+                attributes[m.MESSAGES] = m.chat_messages(self._request_messages(), None)
+            # KeyboardInterrupt or asyncio.CancelledError are not Exceptions, but still end the call.
+            self.span.record_exception(exc if isinstance(exc, Exception) else repr(exc))
+        finally:
+            self.span.end(attributes=attributes, status="ERROR")
+
+
+def start(endpoint: Endpoint, instance: Any, arguments: dict[str, Any]) -> TracedCall:
+    """Open the span for a call, as a child of whatever span is current, without becoming current."""
+    inputs = m.request_inputs(arguments)
+    attributes: dict[str, Any] = {m.PROVIDER_KEY: m.PROVIDER, m.COST: m.ZERO_COST, m.FORMAT: m.PROVIDER}
+    model = inputs.get("model")
+    if model:
+        attributes[m.MODEL] = model
+    tools = inputs.get("tools")
+    if tools:
+        attributes[m.TOOLS] = tools
+    host = _host(instance)
+    if host:
+        attributes["ollama.host"] = host
+    span = mlflow.start_span_no_context(
+        name=endpoint.span_name, span_type=endpoint.span_type, inputs=inputs, attributes=attributes
+    )
+    return TracedCall(endpoint, span, inputs)

@@ -1,0 +1,393 @@
+"""A loopback server that speaks the Ollama REST API, for tests, demos and benchmarks.
+
+It serves ``/api/chat``, ``/api/generate``, ``/api/embed``, ``/api/embeddings`` and a few model
+endpoints over real HTTP on 127.0.0.1: single JSON objects, NDJSON streams with chunked transfer
+encoding, HTTP errors with ``{"error": ...}`` bodies, mid-stream error lines and dropped
+connections, as the real server does. The real ``ollama`` client talks to it unchanged:
+
+.. code-block:: python
+
+    with OllamaDouble() as server:
+        client = ollama.Client(host=server.url)
+        client.chat(model="llama3.2", messages=[{"role": "user", "content": "hi"}])
+
+By default a small deterministic "toy model" answers: it calls the first tool offered to it, reads
+tool results back, thinks when asked to, and counts words as tokens. Tests script exact replies
+with :meth:`OllamaDouble.enqueue`. A model whose name starts with ``missing`` gives the real
+server's 404.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import socket
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+__all__ = ["Failure", "OllamaDouble", "RecordedRequest", "Reply"]
+
+_CREATED_AT = "2026-01-01T00:00:00.000000Z"
+_REDACTED_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "x-api-key"})
+
+
+@dataclass
+class Reply:
+    """A scripted answer to the next ``/api/chat`` or ``/api/generate`` request."""
+
+    content: str = ""
+    thinking: str | None = None
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    """``[{"name": ..., "arguments": {...}}]``; sent with ids, as the server does."""
+    prompt_eval_count: int | None = 10
+    eval_count: int | None = None
+    """Defaults to the number of content and thinking fragments."""
+    done_reason: str = "stop"
+    chunks: int | None = None
+    """Split the content into this many stream chunks (default: one per word)."""
+    delay: float = 0.0
+    """Seconds to wait before the first byte of the response."""
+    logprobs: list[dict[str, Any]] | None = None
+
+
+@dataclass
+class Failure:
+    """A scripted failure for the next request."""
+
+    message: str = "an error was encountered while running the model"
+    status: int = 500
+    after_chunks: int | None = None
+    """For streams: send this many good chunks, then the error line (or the drop)."""
+    drop: bool = False
+    """Close the connection instead of sending an error line (streams only)."""
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """A request the double received. Secret-bearing header values are redacted."""
+
+    method: str
+    path: str
+    body: Any
+    headers: dict[str, str]
+
+
+def _words(text: str) -> list[str]:
+    parts = re.findall(r"\S+\s*", text)
+    return parts or ([text] if text else [])
+
+
+def _split(text: str, n: int) -> list[str]:
+    size = max(1, -(-len(text) // max(1, n)))
+    return [text[i : i + size] for i in range(0, len(text), size)] or [""]
+
+
+def _toy_chat(body: dict[str, Any]) -> Reply:
+    """The default chat model: deterministic, tool-aware and just smart enough for the demos."""
+    messages = body.get("messages") or []
+    if not messages:
+        return Reply(done_reason="load", prompt_eval_count=None, eval_count=None)
+    last = messages[-1]
+    text = str(last.get("content") or "")
+    prompt_tokens = sum(len(_words(str(m.get("content") or ""))) for m in messages)
+    thinking = f"The user wrote {len(_words(text))} words." if body.get("think") else None
+    tools = body.get("tools") or []
+    if tools and last.get("role") == "user":
+        function = tools[0].get("function", {})
+        params = function.get("parameters") or {}
+        capitalised = re.findall(r"\b[A-Z][a-z]+\b", text)
+        arguments = {
+            name: (capitalised[-1] if capitalised else "unknown") if spec.get("type", "string") == "string" else 1
+            for name, spec in (params.get("properties") or {}).items()
+        }
+        call = {"name": function.get("name", "tool"), "arguments": arguments}
+        return Reply(thinking=thinking, tool_calls=[call], prompt_eval_count=prompt_tokens, eval_count=8)
+    if last.get("role") == "tool":
+        content = f"According to {last.get('tool_name') or 'the tool'}: {text}"
+    else:
+        content = f"You said: {text}"
+    return Reply(content=content, thinking=thinking, prompt_eval_count=prompt_tokens)
+
+
+def _toy_generate(body: dict[str, Any]) -> Reply:
+    prompt = str(body.get("prompt") or "")
+    if not prompt:
+        return Reply(done_reason="load", prompt_eval_count=None, eval_count=None)
+    return Reply(content=f"You said: {prompt}", prompt_eval_count=len(_words(prompt)))
+
+
+def _vector(text: str, dimensions: int) -> list[float]:
+    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()
+    return [round((digest[i % len(digest)] - 128) / 128, 6) for i in range(dimensions)]
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet by design
+        pass
+
+    def _read_body(self) -> Any:
+        length = int(self.headers.get("content-length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        try:
+            return json.loads(raw) if raw else None
+        except json.JSONDecodeError:
+            return raw.decode("utf-8", "replace")
+
+    def _send_json(self, payload: Any, status: int = 200) -> None:
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _send_stream(self, lines: Iterator[dict[str, Any]], failure: Failure | None) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-ndjson")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        for index, line in enumerate(lines):
+            if failure is not None and index == failure.after_chunks:
+                break
+            self._write_chunk(json.dumps(line) + "\n")
+        if failure is not None:
+            if failure.drop:
+                self._write_chunk('{"model": "trunc')  # half a line, then the connection goes
+                self.wfile.flush()
+                self.connection.shutdown(socket.SHUT_RDWR)
+                self.close_connection = True
+                return
+            self._write_chunk(json.dumps({"error": failure.message}) + "\n")
+        self.wfile.write(b"0\r\n\r\n")
+
+    def _write_chunk(self, text: str) -> None:
+        data = text.encode()
+        self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+        self.wfile.flush()
+
+    def do_GET(self) -> None:
+        self.server.record(self, None)
+        if self.path == "/api/version":
+            self._send_json({"version": "0.12.6"})
+        elif self.path in ("/api/tags", "/api/ps"):
+            self._send_json({"models": []})
+        elif self.path == "/":
+            self.send_response(200)
+            self.send_header("Content-Length", "17")
+            self.end_headers()
+            self.wfile.write(b"Ollama is running")
+        else:
+            self._send_json({"error": "not found"}, 404)
+
+    def do_POST(self) -> None:
+        body = self._read_body()
+        self.server.record(self, body)
+        if not isinstance(body, dict):
+            self._send_json({"error": "missing request body"}, 400)
+            return
+        model = str(body.get("model") or "")
+        if not model:
+            self._send_json({"error": "model is required"}, 400)
+            return
+        if model.startswith("missing"):
+            self._send_json({"error": f'model "{model}" not found, try pulling it first'}, 404)
+            return
+        handler = {
+            "/api/chat": self._chat,
+            "/api/generate": self._generate,
+            "/api/embed": self._embed,
+            "/api/embeddings": self._embeddings,
+            "/api/show": self._show,
+        }.get(self.path)
+        if handler is None:
+            self._send_json({"error": "not found"}, 404)
+            return
+        handler(body)
+
+    def _respond(self, body: dict[str, Any], toy: Reply, kind: str) -> None:
+        scripted = self.server.next_scripted()
+        reply = scripted if isinstance(scripted, Reply) else toy
+        failure = scripted if isinstance(scripted, Failure) else None
+        stream = body.get("stream", True)
+        if failure is not None and (not stream or failure.after_chunks is None):
+            self._send_json({"error": failure.message}, failure.status)
+            return
+        if reply.delay:
+            time.sleep(reply.delay)
+        chunks = list(_chunks(body["model"], reply, kind))
+        if stream:
+            self._send_stream(iter(chunks), failure)
+        else:
+            self._send_json(_merge(chunks, kind))
+
+    def _chat(self, body: dict[str, Any]) -> None:
+        self._respond(body, _toy_chat(body), "chat")
+
+    def _generate(self, body: dict[str, Any]) -> None:
+        self._respond(body, _toy_generate(body), "generate")
+
+    def _embed(self, body: dict[str, Any]) -> None:
+        scripted = self.server.next_scripted()
+        if isinstance(scripted, Failure):
+            self._send_json({"error": scripted.message}, scripted.status)
+            return
+        texts = body.get("input")
+        texts = [texts] if isinstance(texts, str) else list(texts or [])
+        dimensions = int(body.get("dimensions") or 8)
+        self._send_json(
+            {
+                "model": body["model"],
+                "embeddings": [_vector(str(t), dimensions) for t in texts],
+                "total_duration": 14_000_000,
+                "load_duration": 1_000_000,
+                "prompt_eval_count": sum(len(_words(str(t))) for t in texts),
+            }
+        )
+
+    def _embeddings(self, body: dict[str, Any]) -> None:
+        self._send_json({"embedding": _vector(str(body.get("prompt") or ""), 8)})
+
+    def _show(self, body: dict[str, Any]) -> None:
+        self._send_json({"modelfile": "", "parameters": "", "template": "", "details": {}, "model_info": {}})
+
+
+def _chunks(model: str, reply: Reply, kind: str) -> Iterator[dict[str, Any]]:
+    """The NDJSON lines of a reply: thinking, tool calls, content, then the final ``done`` line."""
+    thinking = _words(reply.thinking) if reply.thinking else []
+    content = _split(reply.content, reply.chunks) if reply.chunks else _words(reply.content)
+    head = {"model": model, "created_at": _CREATED_AT}
+
+    def line(content: str = "", thinking: str | None = None, tool_calls: Any = None) -> dict[str, Any]:
+        if kind == "chat":
+            message: dict[str, Any] = {"role": "assistant", "content": content}
+            if thinking is not None:
+                message["thinking"] = thinking
+            if tool_calls:
+                message["tool_calls"] = tool_calls
+            return {**head, "message": message, "done": False}
+        out = {**head, "response": content, "done": False}
+        if thinking is not None:
+            out["thinking"] = thinking
+        return out
+
+    for fragment in thinking:
+        yield line(thinking=fragment)
+    if reply.tool_calls:
+        yield line(
+            tool_calls=[
+                {"id": f"call_{i:08x}", "function": {"index": i, "name": c["name"], "arguments": c["arguments"]}}
+                for i, c in enumerate(reply.tool_calls)
+            ]
+        )
+    for index, fragment in enumerate(content):
+        item = line(content=fragment)
+        if reply.logprobs is not None and index < len(reply.logprobs):
+            item["logprobs"] = [reply.logprobs[index]]
+        yield item
+    eval_count = reply.eval_count if reply.eval_count is not None else len(thinking) + len(content)
+    final: dict[str, Any] = {**line(), "done": True, "done_reason": reply.done_reason}
+    if reply.done_reason not in ("load", "unload"):
+        final.update(total_duration=250_000_000, load_duration=5_000_000, eval_count=eval_count)
+        final.update(prompt_eval_duration=20_000_000, eval_duration=max(1, eval_count) * 10_000_000)
+        if reply.prompt_eval_count is not None:
+            final["prompt_eval_count"] = reply.prompt_eval_count
+        if kind == "generate":
+            final["context"] = list(range(1, eval_count + 1))
+    yield final
+
+
+def _merge(chunks: list[dict[str, Any]], kind: str) -> dict[str, Any]:
+    """The single JSON object the server sends for ``stream: false``."""
+    final = dict(chunks[-1])
+    if kind == "chat":
+        message: dict[str, Any] = {"role": "assistant", "content": ""}
+        calls: list[Any] = []
+        for chunk in chunks:
+            part = chunk["message"]
+            message["content"] += part.get("content", "")
+            if "thinking" in part:
+                message["thinking"] = message.get("thinking", "") + part["thinking"]
+            calls.extend(part.get("tool_calls") or [])
+        if calls:
+            message["tool_calls"] = calls
+        final["message"] = message
+    else:
+        final["response"] = "".join(c.get("response", "") for c in chunks)
+        if any("thinking" in c for c in chunks):
+            final["thinking"] = "".join(c.get("thinking", "") for c in chunks)
+    logprobs = [lp for c in chunks for lp in c.get("logprobs", [])]
+    if logprobs:
+        final["logprobs"] = logprobs
+    return final
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], double: OllamaDouble) -> None:
+        super().__init__(address, _Handler)
+        self.double = double
+
+    def record(self, handler: BaseHTTPRequestHandler, body: Any) -> None:
+        headers = {
+            k.lower(): ("<redacted>" if k.lower() in _REDACTED_HEADERS else v) for k, v in handler.headers.items()
+        }
+        with self.double._lock:
+            self.double.requests.append(RecordedRequest(handler.command, handler.path, body, headers))
+
+    def next_scripted(self) -> Reply | Failure | None:
+        with self.double._lock:
+            return self.double._script.popleft() if self.double._script else None
+
+
+class OllamaDouble:
+    """An Ollama server double on a free loopback port; use it as a context manager."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        self._address = (host, port)
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._script: deque[Reply | Failure] = deque()
+        self.requests: list[RecordedRequest] = []
+
+    @property
+    def url(self) -> str:
+        """``http://127.0.0.1:<port>``, to pass as ``ollama.Client(host=...)`` or ``OLLAMA_HOST``."""
+        if self._server is None:
+            raise RuntimeError("the server is not running; call start() first")
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def enqueue(self, *replies: Reply | Failure) -> None:
+        """Script the answers to the next requests, in order; afterwards the toy model answers."""
+        with self._lock:
+            self._script.extend(replies)
+
+    def start(self) -> OllamaDouble:
+        self._server = _Server(self._address, self)
+        self._thread = threading.Thread(target=self._server.serve_forever, name="ollama-double", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> OllamaDouble:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

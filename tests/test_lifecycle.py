@@ -1,0 +1,222 @@
+"""autolog() and revert(): what is patched, idempotence, aliases, the import hook, the switches."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import textwrap
+from typing import Any
+
+import ollama
+import pytest
+import wrapt
+
+import mlflow_ollama
+from mlflow_ollama._patch import TARGETS
+from mlflow_ollama.testing import OllamaDouble
+from support import MODEL, chat_spans, only_trace, traces, user
+
+
+def _current(target: Any) -> Any:
+    parent, attribute, _ = wrapt.resolve_path(sys.modules[target.module], target.path)
+    return vars(parent)[attribute]
+
+
+def _originals() -> dict[str, Any]:
+    return {f"{t.module}:{t.path}": _current(t) for t in TARGETS}
+
+
+def test_autolog_wraps_every_target_and_revert_restores_the_same_objects(client: Any) -> None:
+    before = _originals()
+    mlflow_ollama.autolog()
+    for target in TARGETS:
+        assert isinstance(_current(target), wrapt.FunctionWrapper), target
+    mlflow_ollama.revert()
+    after = _originals()
+    for name, original in before.items():
+        assert after[name] is original, name
+    assert vars(ollama.Client)["chat"] is before["ollama._client:Client.chat"]
+    client.chat(model=MODEL, messages=user("hi"))
+    assert traces() == []
+
+
+def test_revert_when_nothing_is_patched_does_nothing() -> None:
+    before = _originals()
+    mlflow_ollama.revert()
+    mlflow_ollama.revert()
+    assert _originals() == before
+
+
+def test_autolog_twice_gives_one_span_per_call_and_does_not_stack(client: Any) -> None:
+    original = vars(ollama.Client)["chat"]
+    mlflow_ollama.autolog()
+    mlflow_ollama.autolog()
+    assert vars(ollama.Client)["chat"].__wrapped__ is original
+    client.chat(model=MODEL, messages=user("once"))
+    assert len(chat_spans(only_trace())) == 1
+
+
+def test_autolog_after_revert_traces_again(client: Any) -> None:
+    mlflow_ollama.autolog()
+    mlflow_ollama.revert()
+    mlflow_ollama.autolog()
+    client.chat(model=MODEL, messages=user("again"))
+    assert len(chat_spans(only_trace())) == 1
+
+
+def test_references_taken_while_patched_stop_tracing_after_revert(client: Any) -> None:
+    mlflow_ollama.autolog()
+    bound = client.chat
+    module_level = ollama.chat
+    mlflow_ollama.revert()
+    bound(model=MODEL, messages=user("a"))
+    module_level(model=MODEL, messages=user("b"))
+    assert traces() == []
+
+
+def test_chat_bound_before_autolog_is_traced_once_with_full_inputs(client: Any) -> None:
+    from ollama import chat as early_chat
+
+    early_method = client.chat  # bound to the original function, like the import above
+    mlflow_ollama.autolog()
+    early_chat(MODEL, user("early"), options={"temperature": 0})
+    early_method(model=MODEL, messages=[ollama.Message(role="user", content="method")])
+    spans = [chat_spans(t) for t in traces()]
+    assert [len(s) for s in spans] == [1, 1]
+    assert spans[0][0].inputs == {"model": MODEL, "messages": user("early"), "options": {"temperature": 0}}
+    assert spans[1][0].inputs == {"model": MODEL, "messages": user("method")}
+    assert spans[0][0].outputs["message"]["content"] == "You said: early"
+
+
+def test_async_method_bound_before_autolog_is_traced_once(async_client: Any) -> None:
+    import asyncio
+
+    early = async_client.chat
+    mlflow_ollama.autolog()
+    asyncio.run(early(model=MODEL, messages=user("early async")))
+    [span] = chat_spans(only_trace())
+    assert span.inputs == {"model": MODEL, "messages": user("early async")}
+
+
+def test_other_sdk_calls_are_not_traced(client: Any) -> None:
+    mlflow_ollama.autolog()
+    client.list()
+    client.show(MODEL)
+    assert traces() == []
+
+
+@pytest.mark.parametrize("value", ["false", "0", "no", "off", "FALSE", " Off "])
+def test_env_switch_turns_tracing_off_per_call(value: str, client: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    mlflow_ollama.autolog()
+    monkeypatch.setenv("MLFLOW_OLLAMA_AUTOLOG", value)
+    assert client.chat(model=MODEL, messages=user("off")).message.content == "You said: off"
+    ollama.chat(model=MODEL, messages=user("off"))
+    assert traces() == []
+
+
+@pytest.mark.parametrize("value", ["true", "1", "yes", "on", "ON"])
+def test_env_switch_on_values_keep_tracing(value: str, client: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    mlflow_ollama.autolog()
+    monkeypatch.setenv("MLFLOW_OLLAMA_AUTOLOG", value)
+    client.chat(model=MODEL, messages=user("on"))
+    assert len(traces()) == 1
+
+
+def test_env_switch_is_read_live_without_a_new_autolog(client: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    mlflow_ollama.autolog()
+    monkeypatch.setenv("MLFLOW_OLLAMA_AUTOLOG", "false")
+    client.chat(model=MODEL, messages=user("1"))
+    monkeypatch.setenv("MLFLOW_OLLAMA_AUTOLOG", "true")
+    client.chat(model=MODEL, messages=user("2"))
+    monkeypatch.delenv("MLFLOW_OLLAMA_AUTOLOG")
+    client.chat(model=MODEL, messages=user("3"))
+    assert [chat_spans(t)[0].inputs["messages"][0]["content"] for t in traces()] == ["2", "3"]
+
+
+def test_invalid_env_value_warns_once_and_keeps_tracing(
+    client: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    mlflow_ollama.autolog()
+    monkeypatch.setenv("MLFLOW_OLLAMA_AUTOLOG", "perhaps-lifecycle")
+    with caplog.at_level(logging.WARNING, logger="mlflow_ollama"):
+        client.chat(model=MODEL, messages=user("1"))
+        client.chat(model=MODEL, messages=user("2"))
+    warnings = [r for r in caplog.records if "MLFLOW_OLLAMA_AUTOLOG" in r.getMessage()]
+    assert len(warnings) == 1
+    assert "true, 1, yes, on / false, 0, no, off" in warnings[0].getMessage()
+    assert len(traces()) == 2
+
+
+def test_silent_keeps_the_plugins_warnings_at_debug(
+    client: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    mlflow_ollama.autolog(silent=True)
+    monkeypatch.setenv("MLFLOW_OLLAMA_AUTOLOG", "perhaps-silent")
+    with caplog.at_level(logging.DEBUG, logger="mlflow_ollama"):
+        client.chat(model=MODEL, messages=user("1"))
+    [record] = [r for r in caplog.records if "MLFLOW_OLLAMA_AUTOLOG" in r.getMessage()]
+    assert record.levelno == logging.DEBUG
+
+
+@pytest.mark.parametrize("options", [{"disable": True}, {"log_traces": False}])
+def test_disable_or_log_traces_false_means_untraced(options: dict[str, bool], client: Any) -> None:
+    mlflow_ollama.autolog()
+    mlflow_ollama.autolog(**options)
+    client.chat(model=MODEL, messages=user("x"))
+    assert traces() == []
+    assert not isinstance(vars(ollama.Client)["chat"], wrapt.FunctionWrapper)
+
+
+def _run_python(code: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_autolog_before_import_does_not_import_ollama_and_patches_on_import(server: OllamaDouble) -> None:
+    result = _run_python(
+        """
+        import os, sys
+        import mlflow, mlflow_ollama, wrapt
+        mlflow_ollama.autolog()
+        assert "ollama" not in sys.modules, "autolog imported ollama"
+        os.environ["OLLAMA_HOST"] = os.environ["DOUBLE_URL"]  # read when the user imports ollama
+        import ollama
+        assert isinstance(vars(ollama.Client)["chat"], wrapt.FunctionWrapper)
+        experiment = mlflow.set_experiment("import-hook").experiment_id
+        ollama.chat(model="llama3.2", messages=[{"role": "user", "content": "hook"}])
+        mlflow.flush_trace_async_logging()
+        [trace] = mlflow.search_traces(experiment_ids=[experiment], return_type="list")
+        print([s.name for s in trace.data.spans])
+        """,
+        DOUBLE_URL=server.url,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "['ollama.chat']"
+
+
+def test_importing_the_package_imports_neither_ollama_nor_mlflow() -> None:
+    result = _run_python("import sys, mlflow_ollama; print('ollama' in sys.modules, 'mlflow' in sys.modules)")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False False"
+
+
+def test_revert_before_import_means_import_patches_nothing() -> None:
+    result = _run_python(
+        """
+        import mlflow_ollama, wrapt
+        mlflow_ollama.autolog()
+        mlflow_ollama.revert()
+        import ollama
+        print(isinstance(vars(ollama.Client)["chat"], wrapt.FunctionWrapper))
+        """
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False"
