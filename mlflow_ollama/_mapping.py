@@ -131,10 +131,12 @@ def message_dict(message: Any) -> dict[str, Any]:
         out = {name: getattr(message, name) for name in _MESSAGE_FIELDS if getattr(message, name, None) is not None}
     images = _get(message, "images")
     if images:
-        out["images"] = [image_summary(image) for image in images]
+        out["images"] = (
+            [image_summary(image) for image in images] if isinstance(images, (list, tuple)) else image_summary(images)
+        )
     tool_calls = _get(message, "tool_calls")
     if tool_calls:
-        out["tool_calls"] = _dump(list(tool_calls))
+        out["tool_calls"] = _dump(list(tool_calls) if isinstance(tool_calls, (list, tuple)) else tool_calls)
     return _dump(out)  # type: ignore[no-any-return]
 
 
@@ -217,8 +219,10 @@ def response_attributes(response: Any) -> dict[str, Any]:
 # --- the chat view ------------------------------------------------------------------------------
 
 
-def _openai_tool_call(call: Mapping[str, Any], call_id: str) -> dict[str, Any]:
-    function = call.get("function") or {}
+def _openai_tool_call(call: Any, call_id: str) -> dict[str, Any]:
+    function = _get(call, "function") if isinstance(call, Mapping) else None
+    if not isinstance(function, Mapping):
+        function = {}
     arguments = function.get("arguments")
     return {
         "id": call_id,
@@ -250,7 +254,7 @@ def chat_messages(messages: Sequence[Mapping[str, Any]], reply: Mapping[str, Any
         if message.get("thinking"):
             item["reasoning"] = str(message["thinking"])
         calls = message.get("tool_calls")
-        if calls:
+        if calls and isinstance(calls, list):
             item["tool_calls"] = []
             for call in calls:
                 call_id = f"call_{counter}"

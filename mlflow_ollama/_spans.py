@@ -79,32 +79,32 @@ class TracedCall:
     def succeed(self, response: Any) -> None:
         """Record the response and end the span with status OK.
 
-        The span is ended even if mapping the response fails, so no span is ever left open.
+        The span is ended even if mapping or recording the response fails: no span is left open.
         """
-        outputs: Any = None
-        attributes: dict[str, Any] = {}
         try:
             attributes = m.response_attributes(response)
             if self.endpoint.span_type == SpanType.CHAT_MODEL:
                 reply = m.message_dict(getattr(response, "message", None) or {"role": "assistant"})
                 attributes[m.MESSAGES] = m.chat_messages(self._request_messages(), reply)
-            outputs = m.response_outputs(response)
+            self.span.set_attributes(attributes)
+            self.span.set_outputs(m.response_outputs(response))
         finally:
-            self.span.end(outputs=outputs, attributes=attributes)
+            self.span.end()
 
     def fail(self, exc: BaseException) -> None:
         """Record the exception (ERROR status plus an exception event) and end the span."""
-        attributes: dict[str, Any] = {}
         try:
+            # KeyboardInterrupt or asyncio.CancelledError are not Exceptions, but still end the call.
+            self.span.record_exception(exc if isinstance(exc, Exception) else repr(exc))
+            attributes: dict[str, Any] = {}
             status_code = getattr(exc, "status_code", None)
             if isinstance(status_code, int):
                 attributes["ollama.error.status_code"] = status_code
             if self.endpoint.span_type == SpanType.CHAT_MODEL and self._request_messages():
                 attributes[m.MESSAGES] = m.chat_messages(self._request_messages(), None)
-            # KeyboardInterrupt or asyncio.CancelledError are not Exceptions, but still end the call.
-            self.span.record_exception(exc if isinstance(exc, Exception) else repr(exc))
+            self.span.set_attributes(attributes)
         finally:
-            self.span.end(attributes=attributes, status="ERROR")
+            self.span.end(status="ERROR")
 
 
 def start(endpoint: Endpoint, instance: Any, arguments: dict[str, Any]) -> TracedCall:

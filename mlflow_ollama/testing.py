@@ -333,6 +333,7 @@ def _merge(chunks: list[dict[str, Any]], kind: str) -> dict[str, Any]:
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 1024  # the default backlog of 5 refuses bursts of concurrent clients
 
     def __init__(self, address: tuple[str, int], double: OllamaDouble) -> None:
         super().__init__(address, _Handler)
