@@ -50,7 +50,9 @@ def _clean_state(server: OllamaDouble) -> Iterator[None]:
     """Each test starts unpatched, with an empty script, in an experiment of its own."""
     mlflow_ollama.revert()
     server._script.clear()
-    mlflow.set_experiment(f"test-{uuid.uuid4().hex}")
+    # Artifacts in the temp store too: MLflow before 3.4 otherwise writes trace files to ./mlruns.
+    name = f"test-{uuid.uuid4().hex}"
+    mlflow.set_experiment(experiment_id=mlflow.create_experiment(name, artifact_location=(_STORE / name).as_uri()))
     yield
     mlflow_ollama.revert()
     server._script.clear()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+import re
 from typing import Any
 
 import mlflow
@@ -23,8 +25,20 @@ def only_trace() -> Any:
     return found[0]
 
 
+def base_name(span: Any) -> str:
+    """The span's name without the ``_1``, ``_2`` suffix that MLflow before 3.4 adds to repeats."""
+    return re.sub(r"_\d+$", "", span.name) if span.name.startswith("ollama.") else str(span.name)
+
+
 def chat_spans(trace: Any) -> list[Any]:
-    return [s for s in trace.data.spans if s.name == "ollama.chat"]
+    return sorted((s for s in trace.data.spans if base_name(s) == "ollama.chat"), key=lambda s: s.start_time_ns)
+
+
+def sdk_accepts(parameter: str) -> bool:
+    """Whether the installed ollama SDK's ``chat`` has this parameter (``think`` is 0.5+, ...)."""
+    import ollama
+
+    return parameter in inspect.signature(ollama.Client.chat).parameters
 
 
 def user(text: str) -> list[dict[str, str]]:

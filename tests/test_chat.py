@@ -19,7 +19,7 @@ from mlflow.entities import SpanType
 
 import mlflow_ollama
 from mlflow_ollama.testing import Failure, OllamaDouble, Reply
-from support import MODEL, chat_spans, only_trace, traces, user
+from support import MODEL, base_name, chat_spans, only_trace, sdk_accepts, traces, user
 
 OLLAMA_VERSION = tuple(int(p) for p in importlib.metadata.version("ollama").split(".")[:2])
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 40
@@ -129,6 +129,7 @@ def test_tools_given_as_functions_are_recorded_as_schemas_and_chat_tools(client:
     ]
 
 
+@pytest.mark.skipif(not sdk_accepts("think"), reason="think= arrived in ollama 0.5")
 def test_thinking_is_recorded_in_outputs_and_as_reasoning(client: Any) -> None:
     client.chat(model=MODEL, messages=user("think about it"), think=True)
     [span] = chat_spans(only_trace())
@@ -162,6 +163,7 @@ def test_missing_counts_are_left_out_not_zero(client: Any, server: OllamaDouble)
     assert span.attributes["mlflow.chat.tokenUsage"] == {"output_tokens": 1}
 
 
+@pytest.mark.skipif(not sdk_accepts("logprobs"), reason="logprobs= arrived in ollama 0.6.1")
 def test_logprobs_and_options_are_kept(client: Any, server: OllamaDouble) -> None:
     logprob = {"token": "Hi", "logprob": -0.1, "top_logprobs": [{"token": "Hi", "logprob": -0.1}]}
     server.enqueue(Reply(content="Hi", logprobs=[logprob]))
@@ -311,13 +313,15 @@ def _tool_loop(question: str) -> str:
 
 def test_tool_calling_loop_is_one_trace_with_chain_chat_tool_chat() -> None:
     answer = _tool_loop("What is the weather in Tokyo?")
-    assert answer == "According to get_weather: 22C and sunny in Tokyo"
+    # ollama before 0.5.2 drops tool_name, so the toy model cannot name the tool.
+    tool = "get_weather" if "tool_name" in ollama.Message.model_fields else "the tool"
+    assert answer == f"According to {tool}: 22C and sunny in Tokyo"
     trace = only_trace()
     root = next(s for s in trace.data.spans if s.parent_id is None)
     assert root.name == "tool_loop"
     assert root.span_type == SpanType.CHAIN
     children = sorted((s for s in trace.data.spans if s.parent_id == root.span_id), key=lambda s: s.start_time_ns)
-    assert [(s.name, s.span_type) for s in children] == [
+    assert [(base_name(s), s.span_type) for s in children] == [
         ("ollama.chat", SpanType.CHAT_MODEL),
         ("_weather_tool", SpanType.TOOL),
         ("ollama.chat", SpanType.CHAT_MODEL),

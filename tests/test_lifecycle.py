@@ -6,6 +6,7 @@ import logging
 import os
 import subprocess
 import sys
+import tempfile
 import textwrap
 from typing import Any
 
@@ -177,6 +178,7 @@ def _run_python(code: str, **env: str) -> subprocess.CompletedProcess[str]:
         text=True,
         timeout=120,
         check=False,
+        cwd=tempfile.mkdtemp(prefix="mlflow-ollama-subprocess-"),  # MLflow may write ./mlruns there
     )
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import ollama
+from ollama._types import Image  # not exported by ollama before 0.4.5
 import pytest
 
 from mlflow_ollama import _mapping as m
@@ -82,7 +83,7 @@ def test_image_paths_and_base64_strings_are_summarised(tmp_path: Path) -> None:
     assert m.image_summary(image)["size_bytes"] == len(PNG)
     encoded = base64.b64encode(PNG).decode()
     assert m.image_summary(encoded) == {"type": "image", "media_type": "image/png", "size_bytes": len(PNG)}
-    assert m.image_summary(ollama.Image(value=PNG))["media_type"] == "image/png"
+    assert m.image_summary(Image(value=PNG))["media_type"] == "image/png"
 
 
 def test_a_missing_image_file_is_recorded_as_missing_without_raising(tmp_path: Path) -> None:

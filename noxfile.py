@@ -1,0 +1,69 @@
+"""Development sessions: ``nox`` runs the test matrix, lint and type checks; ``nox -s demo`` the demo.
+
+Interpreters that are not installed are skipped, not failed. On the project's CI machines the
+extra Pythons live in pyenv; ``.ci/run`` exposes them through ``PYENV_VERSION``.
+"""
+
+from __future__ import annotations
+
+import os
+
+import nox
+
+nox.options.default_venv_backend = "uv|virtualenv"
+nox.options.error_on_missing_interpreters = False
+nox.options.sessions = ["tests", "lint", "typecheck"]
+# Use the interpreters that are installed; never download one.
+os.environ.setdefault("UV_PYTHON_DOWNLOADS", "never")
+
+PYTHONS = ["3.10", "3.11", "3.12", "3.13"]
+
+# The oldest releases we support, as declared in pyproject.toml. MLflow 3.0 to 3.3 fail to end
+# spans with the opentelemetry-sdk of today ('...SpanProcessor' object has no attribute
+# '_shutdown'), whoever calls them, so the oldest set also pins OpenTelemetry of MLflow 3.0's time.
+OLDEST = [
+    "ollama==0.4.0",
+    "mlflow==3.0.0",
+    "mlflow-skinny==3.0.0",
+    "mlflow-tracing==3.0.0",
+    "opentelemetry-api==1.33.1",
+    "opentelemetry-sdk==1.33.1",
+    "wrapt==1.17.0",
+]
+TEST_DEPS = ["pytest>=8"]
+_PRINT_VERSIONS = (
+    "import importlib.metadata as m; "
+    "print(*(f'{d} {m.version(d)}' for d in ('ollama', 'mlflow', 'mlflow-tracing', 'wrapt', 'opentelemetry-sdk')))"
+)
+
+
+@nox.session(python=PYTHONS)
+@nox.parametrize("deps", ["latest", "oldest"])
+def tests(session: nox.Session, deps: str) -> None:
+    """The test suite, against the newest releases or the oldest supported ones."""
+    pins = OLDEST if deps == "oldest" else []
+    session.install("-e", ".[mlflow]", *TEST_DEPS, *pins)
+    session.run("python", "-c", _PRINT_VERSIONS)
+    session.run("pytest", *session.posargs)
+
+
+@nox.session(python="3.11")
+def lint(session: nox.Session) -> None:
+    """ruff: lint and formatting."""
+    session.install("ruff>=0.6")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session(python="3.11")
+def typecheck(session: nox.Session) -> None:
+    """mypy --strict over the package, the tests and this file."""
+    session.install("-e", ".[mlflow]", "mypy>=1.11", *TEST_DEPS, "nox")
+    session.run("mypy", "mlflow_ollama", "tests", "noxfile.py", "docs/examples")
+
+
+@nox.session(python="3.11")
+def demo(session: nox.Session) -> None:
+    """Three traced scenarios against Ollama at OLLAMA_HOST, or the loopback double if none answers."""
+    session.install("-e", ".[mlflow]")
+    session.run("python", "docs/examples/demo.py", *session.posargs)
