@@ -39,7 +39,7 @@ class Endpoint:
 
     def arguments(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
         """The call's arguments by name, however they were passed."""
-        named = dict(zip(self.positional, args))
+        named = dict(zip(self.positional, args, strict=False))  # extra args: the SDK raises
         named.update(kwargs)
         return named
 

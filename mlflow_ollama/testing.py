@@ -370,8 +370,7 @@ class OllamaDouble:
         """``http://127.0.0.1:<port>``, to pass as ``ollama.Client(host=...)`` or ``OLLAMA_HOST``."""
         if self._server is None:
             raise RuntimeError("the server is not running; call start() first")
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{self._address[0]}:{self._server.server_port}"
 
     def enqueue(self, *replies: Reply | Failure) -> None:
         """Script the answers to the next requests, in order; afterwards the toy model answers."""

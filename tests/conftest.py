@@ -41,7 +41,7 @@ def server() -> Iterator[OllamaDouble]:
         # The module-level client was built when ollama was imported; point it at the double.
         import ollama
 
-        ollama._client._client.base_url = double.url  # type: ignore[attr-defined]
+        ollama._client._client.base_url = double.url
         yield double
 
 

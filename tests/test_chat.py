@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import importlib.metadata
 import base64
+import importlib.metadata
 import json
 import threading
 from pathlib import Path

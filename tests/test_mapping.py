@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import ollama
-from ollama._types import Image  # not exported by ollama before 0.4.5
 import pytest
+from ollama._types import Image  # not exported by ollama before 0.4.5
 
 from mlflow_ollama import _mapping as m
 
@@ -161,7 +161,11 @@ def test_chat_messages_are_openai_shaped_with_ids_matching_tool_results() -> Non
             "content": "",
             "reasoning": "two cities",
             "tool_calls": [
-                {"id": "call_0", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}},
+                {
+                    "id": "call_0",
+                    "type": "function",
+                    "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'},
+                },
                 {"id": "call_1", "type": "function", "function": {"name": "get_time", "arguments": "{}"}},
             ],
         },

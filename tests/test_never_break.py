@@ -79,7 +79,9 @@ def test_a_fault_leaves_the_result_intact_and_warns_once(
 
 
 @pytest.mark.parametrize("fault", ["response mapping", "chat view"])
-def test_a_mapping_fault_still_ends_and_exports_the_span(fault: str, client: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_mapping_fault_still_ends_and_exports_the_span(
+    fault: str, client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(*FAULTS[fault], _boom)
     client.chat(model=MODEL, messages=user("x"))
     monkeypatch.undo()

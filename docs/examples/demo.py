@@ -67,7 +67,9 @@ def main() -> int:
     trace_ids.append(_last_trace_id(mlflow))
 
     print("\n2. A tool call")
-    response = ollama.chat(model=model, messages=[{"role": "user", "content": "Weather in Paris?"}], tools=[get_weather])
+    response = ollama.chat(
+        model=model, messages=[{"role": "user", "content": "Weather in Paris?"}], tools=[get_weather]
+    )
     for call in response.message.tool_calls or []:
         print(f"   the model calls {call.function.name}({call.function.arguments})")
     trace_ids.append(_last_trace_id(mlflow))
@@ -84,7 +86,9 @@ def main() -> int:
         first = ollama.chat(model=model, messages=messages, tools=[get_weather])
         messages.append(first.message)
         for call in first.message.tool_calls or []:
-            messages.append({"role": "tool", "content": weather_tool(**call.function.arguments), "tool_name": "get_weather"})
+            messages.append(
+                {"role": "tool", "content": weather_tool(**call.function.arguments), "tool_name": "get_weather"}
+            )
         return str(ollama.chat(model=model, messages=messages).message.content)
 
     print("  ", tool_loop("What is the weather in Tokyo?"))
