@@ -19,6 +19,7 @@ __all__ = [
     "PROVIDER",
     "ZERO_COST",
     "chat_messages",
+    "get_field",
     "image_summary",
     "message_dict",
     "request_inputs",
@@ -47,7 +48,7 @@ _CHAT_ROLES = frozenset({"system", "user", "assistant", "tool"})
 _MESSAGE_FIELDS = ("role", "content", "thinking", "tool_name")
 
 
-def _get(obj: Any, name: str) -> Any:
+def get_field(obj: Any, name: str) -> Any:
     """Read a field from a dict or an ollama pydantic object; absent and None are the same."""
     if isinstance(obj, Mapping):
         return obj.get(name)
@@ -129,12 +130,12 @@ def message_dict(message: Any) -> dict[str, Any]:
         out = {str(k): v for k, v in message.items() if k not in ("images", "tool_calls")}
     else:
         out = {name: getattr(message, name) for name in _MESSAGE_FIELDS if getattr(message, name, None) is not None}
-    images = _get(message, "images")
+    images = get_field(message, "images")
     if images:
         out["images"] = (
             [image_summary(image) for image in images] if isinstance(images, (list, tuple)) else image_summary(images)
         )
-    tool_calls = _get(message, "tool_calls")
+    tool_calls = get_field(message, "tool_calls")
     if tool_calls:
         out["tool_calls"] = _dump(list(tool_calls) if isinstance(tool_calls, (list, tuple)) else tool_calls)
     return _dump(out)  # type: ignore[no-any-return]
@@ -183,8 +184,8 @@ def response_outputs(response: Any) -> Any:
 def token_usage(response: Any) -> dict[str, int] | None:
     """MLflow token usage from Ollama's counts. A count the server did not send is left out."""
     usage: dict[str, int] = {}
-    prompt = _get(response, "prompt_eval_count")
-    completion = _get(response, "eval_count")
+    prompt = get_field(response, "prompt_eval_count")
+    completion = get_field(response, "eval_count")
     if prompt is not None:
         usage["input_tokens"] = prompt
     if completion is not None:
@@ -200,17 +201,17 @@ def response_attributes(response: Any) -> dict[str, Any]:
     usage = token_usage(response)
     if usage:
         attributes[USAGE] = usage
-    model = _get(response, "model")
+    model = get_field(response, "model")
     if model:
         attributes[MODEL] = model
     for name in _DURATIONS:
-        value = _get(response, name)
+        value = get_field(response, name)
         if value is not None:
             attributes[f"ollama.{name}_ns"] = value
-    eval_count, eval_duration = _get(response, "eval_count"), _get(response, "eval_duration")
+    eval_count, eval_duration = get_field(response, "eval_count"), get_field(response, "eval_duration")
     if eval_count is not None and eval_duration:
         attributes["ollama.output_tokens_per_second"] = round(eval_count * 1e9 / eval_duration, 3)
-    done_reason = _get(response, "done_reason")
+    done_reason = get_field(response, "done_reason")
     if done_reason is not None:
         attributes["ollama.done_reason"] = done_reason
     return attributes
@@ -220,7 +221,7 @@ def response_attributes(response: Any) -> dict[str, Any]:
 
 
 def _openai_tool_call(call: Any, call_id: str) -> dict[str, Any]:
-    function = _get(call, "function") if isinstance(call, Mapping) else None
+    function = get_field(call, "function") if isinstance(call, Mapping) else None
     if not isinstance(function, Mapping):
         function = {}
     arguments = function.get("arguments")

@@ -76,35 +76,48 @@ class TracedCall:
         messages = self.inputs.get("messages")
         return messages if isinstance(messages, list) else []
 
-    def succeed(self, response: Any) -> None:
-        """Record the response and end the span with status OK.
+    def succeed(self, response: Any, extra: dict[str, Any] | None = None) -> None:
+        """Record the response (an SDK object or its dict form) and end the span, status OK.
 
-        The span is ended even if mapping or recording the response fails: no span is left open.
+        ``extra`` attributes are added (a stream's chunk count, say). The span is ended even if
+        mapping or recording the response fails: no span is ever left open.
         """
         try:
-            attributes = m.response_attributes(response)
-            if self.endpoint.span_type == SpanType.CHAT_MODEL:
-                reply = m.message_dict(getattr(response, "message", None) or {"role": "assistant"})
-                attributes[m.MESSAGES] = m.chat_messages(self._request_messages(), reply)
+            attributes = self._attributes(response, extra)
             self.span.set_attributes(attributes)
-            self.span.set_outputs(m.response_outputs(response))
+            if response is not None:
+                self.span.set_outputs(m.response_outputs(response))
         finally:
             self.span.end()
 
-    def fail(self, exc: BaseException) -> None:
-        """Record the exception (ERROR status plus an exception event) and end the span."""
+    def fail(self, exc: BaseException, partial: Any = None, extra: dict[str, Any] | None = None) -> None:
+        """Record the exception (ERROR status plus an exception event) and end the span.
+
+        ``partial`` is what arrived before the error, if anything (a stream's first chunks).
+        """
         try:
             # KeyboardInterrupt or asyncio.CancelledError are not Exceptions, but still end the call.
             self.span.record_exception(exc if isinstance(exc, Exception) else repr(exc))
-            attributes: dict[str, Any] = {}
+            attributes = self._attributes(partial, extra)
             status_code = getattr(exc, "status_code", None)
             if isinstance(status_code, int):
                 attributes["ollama.error.status_code"] = status_code
-            if self.endpoint.span_type == SpanType.CHAT_MODEL and self._request_messages():
-                attributes[m.MESSAGES] = m.chat_messages(self._request_messages(), None)
             self.span.set_attributes(attributes)
+            if partial is not None:
+                self.span.set_outputs(m.response_outputs(partial))
         finally:
             self.span.end(status="ERROR")
+
+    def _attributes(self, response: Any, extra: dict[str, Any] | None) -> dict[str, Any]:
+        attributes = m.response_attributes(response) if response is not None else {}
+        if self.endpoint.span_type == SpanType.CHAT_MODEL:
+            message = m.get_field(response, "message") if response is not None else None
+            reply = m.message_dict(message) if message is not None else None
+            if reply is not None or self._request_messages():
+                attributes[m.MESSAGES] = m.chat_messages(self._request_messages(), reply)
+        if extra:
+            attributes.update(extra)
+        return attributes
 
 
 def start(endpoint: Endpoint, instance: Any, arguments: dict[str, Any]) -> TracedCall:

@@ -20,6 +20,7 @@ from typing import Any
 from mlflow_ollama import _spans
 from mlflow_ollama._safety import report
 from mlflow_ollama._spans import Endpoint, TracedCall
+from mlflow_ollama._stream import traced_async_stream, traced_stream
 
 __all__ = ["Wrapper", "async_method", "request_fallback", "sync_method"]
 
@@ -58,6 +59,16 @@ def _fail(call: TracedCall | None, error: BaseException) -> None:
             report("record an error", exc)
 
 
+def _stream(call: TracedCall, result: Any, is_async: bool) -> Any:
+    """Hand back a traced stream in place of the SDK's; if that fails, the SDK's own."""
+    try:
+        return traced_async_stream(call, result) if is_async else traced_stream(call, result)
+    except Exception as exc:
+        report("trace a stream", exc)
+        _succeed(call, None)
+        return result
+
+
 def _run(call: TracedCall | None, wrapped: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     token = _in_traced_call.set(True)
     try:
@@ -67,6 +78,10 @@ def _run(call: TracedCall | None, wrapped: Callable[..., Any], args: tuple[Any, 
         raise
     finally:
         _in_traced_call.reset(token)
+    if call is None:
+        return result
+    if kwargs.get("stream"):
+        return _stream(call, result, is_async=False)
     _succeed(call, result)
     return result
 
@@ -82,6 +97,10 @@ async def _run_async(
         raise
     finally:
         _in_traced_call.reset(token)
+    if call is None:
+        return result
+    if kwargs.get("stream"):
+        return _stream(call, result, is_async=True)
     _succeed(call, result)
     return result
 
@@ -90,8 +109,6 @@ def sync_method(endpoint: Endpoint) -> Wrapper:
     """The wrapper for a sync SDK method such as ``Client.chat`` or ``ollama.chat``."""
 
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        if kwargs.get("stream"):
-            return _run(None, wrapped, args, kwargs)  # streams are not traced yet
         return _run(_start(endpoint, instance, endpoint.arguments(args, kwargs)), wrapped, args, kwargs)
 
     return wrapper
@@ -101,8 +118,7 @@ def async_method(endpoint: Endpoint) -> Wrapper:
     """The wrapper for an ``AsyncClient`` method; returns a coroutine, as the original does."""
 
     async def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        call = None if kwargs.get("stream") else _start(endpoint, instance, endpoint.arguments(args, kwargs))
-        return await _run_async(call, wrapped, args, kwargs)
+        return await _run_async(_start(endpoint, instance, endpoint.arguments(args, kwargs)), wrapped, args, kwargs)
 
     return wrapper
 
@@ -131,7 +147,7 @@ def request_fallback(callers: Mapping[CodeType, Endpoint], *, is_async: bool) ->
     """
 
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        if _in_traced_call.get() or kwargs.get("stream"):
+        if _in_traced_call.get():
             return wrapped(*args, **kwargs)
         try:
             found = _calling_method(callers)

@@ -342,6 +342,14 @@ class _Server(ThreadingHTTPServer):
         super().__init__(address, _Handler)
         self.double = double
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that stops reading a stream early (break, close()) resets the connection:
+        # normal for a streaming server, so not worth a traceback on stderr.
+        import sys
+
+        if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            super().handle_error(request, client_address)
+
     def record(self, handler: BaseHTTPRequestHandler, body: Any) -> None:
         headers = {
             k.lower(): ("<redacted>" if k.lower() in _REDACTED_HEADERS else v) for k, v in handler.headers.items()

@@ -1,0 +1,217 @@
+"""Streams: one span per streamed call, however the stream ends.
+
+The SDK's ``chat(stream=True)`` returns a lazy generator (an async generator for ``AsyncClient``).
+We hand back a generator of our own that yields the very same chunks, keeps only what the final
+span needs (the text so far, tool calls, the last chunk), and ends the span exactly once:
+
+- fully consumed: OK, with the whole response;
+- ``close()``/``aclose()`` (``closed``), a cancelled task (``cancelled``), an early ``break``
+  and the stream then dropped (``abandoned``): not ERROR, marked incomplete, with the partial
+  response;
+- an error from the SDK (before or after the first chunk): ERROR, with the partial response,
+  and the exception passes to the caller unchanged;
+- never iterated, then garbage-collected (``abandoned``): ended, with no response.
+
+The span is never made current, so spans the user opens while consuming the stream are its
+siblings, not its children.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import time
+import weakref
+from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator
+from typing import Any
+
+from mlflow_ollama import _mapping as m
+from mlflow_ollama._safety import report
+from mlflow_ollama._spans import TracedCall
+
+__all__ = ["ChatStream", "traced_async_stream", "traced_stream"]
+
+
+class ChatStream:
+    """What a streamed chat has produced so far: O(1) work per chunk, memory in the text's size."""
+
+    __slots__ = (
+        "_content",
+        "_thinking",
+        "call",
+        "chunks",
+        "ended",
+        "first_ns",
+        "last",
+        "logprobs",
+        "sent_ns",
+        "tool_calls",
+    )
+
+    def __init__(self, call: TracedCall) -> None:
+        self.call = call
+        self.chunks = 0
+        self.sent_ns = 0
+        self.first_ns = 0
+        self.last: Any = None
+        self._content = io.StringIO()
+        self._thinking = io.StringIO()
+        self.tool_calls: list[Any] = []
+        self.logprobs: list[Any] = []
+        self.ended = False
+
+    def add(self, chunk: Any) -> None:
+        """Take in one chunk. Runs once per chunk, so it reads only what it must."""
+        if not self.chunks:
+            self.first_ns = time.perf_counter_ns()
+        self.chunks += 1
+        self.last = chunk
+        message = chunk.message
+        if message.content:
+            self._content.write(message.content)
+        thinking = getattr(message, "thinking", None)  # ollama 0.5+
+        if thinking:
+            self._thinking.write(thinking)
+        if message.tool_calls:
+            self.tool_calls.extend(message.tool_calls)
+        logprobs = getattr(chunk, "logprobs", None)  # ollama 0.6.1+
+        if logprobs:
+            self.logprobs.extend(logprobs)
+
+    def response(self) -> dict[str, Any] | None:
+        """The response so far, in the shape the same call without ``stream=True`` returns."""
+        if self.last is None:
+            return None
+        out: dict[str, Any] = m.response_outputs(self.last)
+        message = dict(out.get("message") or {"role": "assistant"})
+        message["content"] = self._content.getvalue()
+        message.pop("thinking", None)
+        message.pop("tool_calls", None)
+        thinking = self._thinking.getvalue()
+        if thinking:
+            message["thinking"] = thinking
+        if self.tool_calls:
+            message["tool_calls"] = m.response_outputs(self.tool_calls)
+        out["message"] = message
+        if self.logprobs:
+            out["logprobs"] = m.response_outputs(self.logprobs)
+        return out
+
+    def _attributes(self, how: str) -> dict[str, Any]:
+        attributes: dict[str, Any] = {"ollama.stream.chunks": self.chunks, "ollama.stream.end": how}
+        if self.chunks and self.sent_ns:
+            attributes["ollama.time_to_first_token_ns"] = self.first_ns - self.sent_ns
+        return attributes
+
+    def finish(self, how: str) -> None:
+        """End the span without error: ``how`` is ``complete``, ``closed``, ``cancelled`` or ``abandoned``."""
+        if self.ended:
+            return
+        self.ended = True
+        try:
+            self.call.succeed(self.response(), extra=self._attributes(how))
+        except Exception as exc:
+            report("record a stream", exc)
+
+    def fail(self, error: BaseException) -> None:
+        """End the span with ERROR, keeping what had arrived."""
+        if self.ended:
+            return
+        self.ended = True
+        try:
+            self.call.fail(error, partial=self.response(), extra=self._attributes("error"))
+        except Exception as exc:
+            report("record a stream error", exc)
+
+    def take(self, chunk: Any) -> None:
+        """``add``, guarded: a failure of our bookkeeping never reaches the stream's consumer."""
+        try:
+            self.add(chunk)
+        except Exception as exc:
+            report("record a stream chunk", exc)
+
+
+def _end_if_abandoned(state: ChatStream) -> None:
+    # weakref.finalize callback: the stream was dropped before it was consumed or closed. A
+    # generator's weak references are cleared before its own close() runs at collection, so
+    # this ends the span first; for a stream that never started, it is the only thing that does.
+    if not state.ended:
+        state.finish("abandoned")
+
+
+def _watch(stream: Any, state: ChatStream) -> None:
+    finalizer = weakref.finalize(stream, _end_if_abandoned, state)
+    finalizer.atexit = False  # at interpreter exit MLflow is shutting down too
+
+
+def _sync(state: ChatStream, inner: Generator[Any, Any, Any]) -> Generator[Any, Any, None]:
+    state.sent_ns = time.perf_counter_ns()  # the SDK sends the request on this first next()
+    advance, value = inner.send, None
+    try:
+        while True:
+            try:
+                chunk = advance(value)
+            except StopIteration:
+                state.finish("complete")
+                return
+            state.take(chunk)
+            try:
+                value = yield chunk
+                advance = inner.send
+            except GeneratorExit:
+                raise
+            except BaseException as thrown:  # gen.throw(): hand it to the SDK's generator
+                advance, value = inner.throw, thrown
+    except GeneratorExit:
+        inner.close()
+        state.finish("closed")
+        raise
+    except BaseException as error:
+        state.fail(error)
+        raise
+
+
+async def _async(state: ChatStream, inner: AsyncGenerator[Any, Any]) -> AsyncGenerator[Any, Any]:
+    state.sent_ns = time.perf_counter_ns()
+    advance, value = inner.asend, None
+    try:
+        while True:
+            try:
+                chunk = await advance(value)
+            except StopAsyncIteration:
+                state.finish("complete")
+                return
+            state.take(chunk)
+            try:
+                value = yield chunk
+                advance = inner.asend
+            except GeneratorExit:
+                raise
+            except BaseException as thrown:  # agen.athrow()
+                advance, value = inner.athrow, thrown
+    except GeneratorExit:
+        await inner.aclose()
+        state.finish("closed")
+        raise
+    except asyncio.CancelledError:
+        state.finish("cancelled")
+        raise
+    except BaseException as error:
+        state.fail(error)
+        raise
+
+
+def traced_stream(call: TracedCall, inner: Iterator[Any]) -> Iterator[Any]:
+    """A generator that yields ``inner``'s chunks and records them on ``call``'s span."""
+    state = ChatStream(call)
+    stream = _sync(state, inner)  # type: ignore[arg-type]
+    _watch(stream, state)
+    return stream
+
+
+def traced_async_stream(call: TracedCall, inner: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    """The async twin of :func:`traced_stream`."""
+    state = ChatStream(call)
+    stream = _async(state, inner)  # type: ignore[arg-type]
+    _watch(stream, state)
+    return stream
