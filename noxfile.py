@@ -61,7 +61,7 @@ def lint(session: nox.Session) -> None:
 def typecheck(session: nox.Session) -> None:
     """mypy --strict over the package, the tests and this file."""
     session.install("-e", ".[mlflow]", "mypy>=1.11", *TEST_DEPS, "nox")
-    session.run("mypy", "mlflow_ollama", "tests", "noxfile.py", "docs/examples")
+    session.run("mypy", "mlflow_ollama", "tests", "noxfile.py", "docs/examples", "benchmarks")
 
 
 @nox.session(python="3.11")
@@ -69,3 +69,10 @@ def demo(session: nox.Session) -> None:
     """Three traced scenarios against Ollama at OLLAMA_HOST, or the loopback double if none answers."""
     session.install("-e", ".[mlflow]")
     session.run("python", "docs/examples/demo.py", *session.posargs)
+
+
+@nox.session(python="3.11")
+def bench(session: nox.Session) -> None:
+    """The benchmarks; their results are written into docs/benchmarks/."""
+    session.install("-e", ".[mlflow]")
+    session.run("python", "benchmarks/stream_overhead.py", "--output", "docs/benchmarks/streaming.md", *session.posargs)

@@ -19,7 +19,6 @@ siblings, not its children.
 from __future__ import annotations
 
 import asyncio
-import io
 import time
 import weakref
 from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator
@@ -30,6 +29,30 @@ from mlflow_ollama._safety import report
 from mlflow_ollama._spans import TracedCall
 
 __all__ = ["ChatStream", "traced_async_stream", "traced_stream"]
+
+
+class _Text:
+    """Text arriving in fragments, kept in about its own size.
+
+    Fragments are joined 256 at a time: a list of every fragment would cost ~50 bytes of object
+    per chunk, and ``io.StringIO`` stores 4 bytes per character.
+    """
+
+    __slots__ = ("_pieces", "_recent")
+
+    def __init__(self) -> None:
+        self._pieces: list[str] = []
+        self._recent: list[str] = []
+
+    def add(self, fragment: str) -> None:
+        recent = self._recent
+        recent.append(fragment)
+        if len(recent) == 256:
+            self._pieces.append("".join(recent))
+            recent.clear()
+
+    def value(self) -> str:
+        return "".join(self._pieces) + "".join(self._recent)
 
 
 class ChatStream:
@@ -54,29 +77,35 @@ class ChatStream:
         self.sent_ns = 0
         self.first_ns = 0
         self.last: Any = None
-        self._content = io.StringIO()
-        self._thinking = io.StringIO()
+        self._content = _Text()
+        self._thinking = _Text()
         self.tool_calls: list[Any] = []
         self.logprobs: list[Any] = []
         self.ended = False
 
-    def add(self, chunk: Any) -> None:
-        """Take in one chunk. Runs once per chunk, so it reads only what it must."""
-        if not self.chunks:
-            self.first_ns = time.perf_counter_ns()
-        self.chunks += 1
-        self.last = chunk
-        message = chunk.message
-        if message.content:
-            self._content.write(message.content)
-        thinking = getattr(message, "thinking", None)  # ollama 0.5+
-        if thinking:
-            self._thinking.write(thinking)
-        if message.tool_calls:
-            self.tool_calls.extend(message.tool_calls)
-        logprobs = getattr(chunk, "logprobs", None)  # ollama 0.6.1+
-        if logprobs:
-            self.logprobs.extend(logprobs)
+    def take(self, chunk: Any) -> None:
+        """Take in one chunk: runs once per chunk, so it reads only what it must.
+
+        Guarded: a failure of our bookkeeping never reaches the stream's consumer.
+        """
+        try:
+            if not self.chunks:
+                self.first_ns = time.perf_counter_ns()
+            self.chunks += 1
+            self.last = chunk
+            message = chunk.message
+            if message.content:
+                self._content.add(message.content)
+            thinking = getattr(message, "thinking", None)  # ollama 0.5+
+            if thinking:
+                self._thinking.add(thinking)
+            if message.tool_calls:
+                self.tool_calls.extend(message.tool_calls)
+            logprobs = getattr(chunk, "logprobs", None)  # ollama 0.6.1+
+            if logprobs:
+                self.logprobs.extend(logprobs)
+        except Exception as exc:
+            report("record a stream chunk", exc)
 
     def response(self) -> dict[str, Any] | None:
         """The response so far, in the shape the same call without ``stream=True`` returns."""
@@ -84,10 +113,10 @@ class ChatStream:
             return None
         out: dict[str, Any] = m.response_outputs(self.last)
         message = dict(out.get("message") or {"role": "assistant"})
-        message["content"] = self._content.getvalue()
+        message["content"] = self._content.value()
         message.pop("thinking", None)
         message.pop("tool_calls", None)
-        thinking = self._thinking.getvalue()
+        thinking = self._thinking.value()
         if thinking:
             message["thinking"] = thinking
         if self.tool_calls:
@@ -122,13 +151,6 @@ class ChatStream:
             self.call.fail(error, partial=self.response(), extra=self._attributes("error"))
         except Exception as exc:
             report("record a stream error", exc)
-
-    def take(self, chunk: Any) -> None:
-        """``add``, guarded: a failure of our bookkeeping never reaches the stream's consumer."""
-        try:
-            self.add(chunk)
-        except Exception as exc:
-            report("record a stream chunk", exc)
 
 
 def _end_if_abandoned(state: ChatStream) -> None:

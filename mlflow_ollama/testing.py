@@ -402,3 +402,28 @@ class OllamaDouble:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the double in the foreground: ``python -m mlflow_ollama.testing [--port N]``.
+
+    Prints its URL on the first line of standard output, then serves until interrupted.
+    """
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    options = parser.parse_args(argv)
+    double = OllamaDouble(options.host, options.port).start()
+    print(double.url, flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        double.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -437,10 +437,10 @@ def test_a_failure_of_our_bookkeeping_never_breaks_the_stream(
     _reported.clear()
     expected = [p.message.content for p in _sync_parts(client)]
 
-    def broken(self: Any, chunk: Any) -> None:
+    def broken(self: Any, fragment: str) -> None:
         raise RuntimeError("bookkeeping bug")
 
-    monkeypatch.setattr(_stream.ChatStream, "add", broken)
+    monkeypatch.setattr(_stream._Text, "add", broken)
     with caplog.at_level(logging.WARNING, logger="mlflow_ollama"):
         got = [p.message.content for p in _sync_parts(client)]
     assert got == expected
