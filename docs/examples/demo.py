@@ -1,4 +1,4 @@
-"""mlflow-ollama demo: three traced scenarios, then the trace tree printed in the terminal.
+"""mlflow-ollama demo: traced scenarios, then the trace tree printed in the terminal.
 
 Uses the Ollama server at ``OLLAMA_HOST`` (default http://127.0.0.1:11434) when one answers, and
 otherwise the project's loopback double, and says which. Traces go to ``sqlite:///mlflow.db``
@@ -94,6 +94,13 @@ def main() -> int:
     print("  ", tool_loop("What is the weather in Tokyo?"))
     trace_ids.append(_last_trace_id(mlflow))
 
+    print("\n4. A streamed chat")
+    print("   ", end="")
+    for part in ollama.chat(model=model, messages=[{"role": "user", "content": "Count to five."}], stream=True):
+        print(part.message.content, end="", flush=True)
+    print()
+    trace_ids.append(_last_trace_id(mlflow))
+
     mlflow.flush_trace_async_logging()
     print("\nTraces:")
     for trace_id in trace_ids:
@@ -122,6 +129,8 @@ def _print_tree(trace: Any) -> None:
         millis = (span.end_time_ns - span.start_time_ns) / 1e6
         usage = span.attributes.get("mlflow.chat.tokenUsage") or {}
         tokens = f"  tokens in/out {usage.get('input_tokens', '?')}/{usage.get('output_tokens', '?')}" if usage else ""
+        if "ollama.stream.chunks" in span.attributes:
+            tokens += f"  streamed {span.attributes['ollama.stream.chunks']} chunks"
         print(f"   {'  ' * depth}{span.name} [{span.span_type}] {millis:.1f} ms{tokens}")
         for child in sorted(children.get(span.span_id, []), key=lambda s: s.start_time_ns):
             show(child, depth + 1)
