@@ -17,15 +17,25 @@ from mlflow_ollama._config import AUTOLOG_ENV, STRICT_ENV, settings
 __all__ = ["AUTOLOG_ENV", "STRICT_ENV", "autolog", "revert"]
 
 
-def autolog(log_traces: bool = True, disable: bool = False, silent: bool = False) -> None:
-    """Trace every Ollama chat call as an MLflow span.
+def autolog(
+    log_traces: bool = True,
+    disable: bool = False,
+    silent: bool = False,
+    log_embeddings: bool = False,
+) -> None:
+    """Trace every Ollama inference call as an MLflow span.
 
-    Patches ``ollama.chat``, ``ollama.Client.chat`` and ``ollama.AsyncClient.chat`` in place, with
-    wrapt. Each call then gives exactly one span, ``ollama.chat`` of type ``CHAT_MODEL``, nested
-    under whatever span is current. It records the arguments by name, the response, token usage,
-    model, provider, tools, Ollama's durations and the conversation in the form the MLflow UI
-    shows as a chat. A ``chat`` bound with ``from ollama import chat`` before this call is traced
-    too, through ``Client._request``, which the SDK looks up on the class at call time.
+    Patches, in place with wrapt, ``chat``, ``generate``, ``embed`` and ``embeddings``: the
+    module-level functions (``ollama.chat``, ...) and the methods of ``ollama.Client`` and
+    ``ollama.AsyncClient``. Each call then gives exactly one span (``ollama.chat`` of type
+    ``CHAT_MODEL``, ``ollama.generate`` of type ``LLM``, ``ollama.embed`` and
+    ``ollama.embeddings`` of type ``EMBEDDING``), nested under whatever span is current. It
+    records the arguments by name, the response, token usage, model, provider, tools, Ollama's
+    durations and, for chat and generate, the conversation in the form the MLflow UI shows as a
+    chat; images become trace attachments. A method bound before this call (``from ollama import
+    chat``) is traced too, through ``Client._request``, which the SDK looks up on the class at call
+    time. Streams (``stream=True``) give one span from the call until the stream ends, however it
+    ends. Other SDK calls (``pull``, ``list``, ``show``, ...) are not traced.
 
     If ``ollama`` is not imported yet, nothing is imported now (importing it reads
     ``OLLAMA_HOST``): the patches go in when your code imports it.
@@ -44,8 +54,11 @@ def autolog(log_traces: bool = True, disable: bool = False, silent: bool = False
             are all this integration logs).
         disable: If True, remove the patches, like :func:`revert`.
         silent: If True, the plugin's own warnings are logged at debug level.
+        log_embeddings: If True, embedding spans record the vectors themselves; by default only
+            how many there are and their dimension (a 100 x 4096 batch is megabytes).
     """
     settings.silent = silent
+    settings.log_embeddings = log_embeddings
     if disable or not log_traces:
         revert()
         return

@@ -28,6 +28,9 @@ class Settings:
     silent: bool = False
     """``autolog(silent=True)``: the plugin's own warnings go to debug level."""
 
+    log_embeddings: bool = False
+    """``autolog(log_embeddings=True)``: record embedding vectors, not just their count and size."""
+
 
 settings = Settings()
 

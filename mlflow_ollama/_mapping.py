@@ -12,14 +12,16 @@ import binascii
 import json
 import os
 import sys
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 __all__ = [
     "PROVIDER",
     "ZERO_COST",
     "chat_messages",
+    "generate_messages",
     "get_field",
+    "summarise_texts",
     "image_summary",
     "message_dict",
     "request_inputs",
@@ -87,13 +89,45 @@ def _sniff(head: bytes) -> str:
     return "application/octet-stream"
 
 
-def image_summary(image: Any) -> dict[str, Any]:
+Attach = Callable[[bytes, str], Any]
+"""Turns an image's bytes and media type into what the span should hold (an MLflow Attachment)."""
+
+MAX_ATTACHED_IMAGE_BYTES = 20 * 1024 * 1024
+"""Larger images are summarised but not attached: a trace should not carry tens of megabytes."""
+
+
+def _image_bytes(value: Any, summary: dict[str, Any]) -> bytes | None:
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value)
+    if "path" in summary:
+        with open(summary["path"], "rb") as handle:
+            return handle.read()
+    return base64.b64decode(value.strip())
+
+
+def image_summary(image: Any, attach: Attach | None = None) -> dict[str, Any]:
     """A small stand-in for an image: its size and media type, never its bytes.
 
     Accepts what the SDK accepts: bytes, a path (``str`` or ``Path``), a base64 string, or an
-    ``ollama.Image`` wrapping any of these. Reads at most a few bytes of a file.
+    ``ollama.Image`` wrapping any of these. Reads at most a few bytes of a file, unless
+    ``attach`` is given: then the image (up to 20 MB) goes to ``attach`` and what it returns is
+    kept under ``"content"``.
     """
     value = getattr(image, "value", image)
+    summary = _summarise(value)
+    if attach is not None and "error" not in summary and summary["size_bytes"] <= MAX_ATTACHED_IMAGE_BYTES:
+        try:
+            data = _image_bytes(value, summary)
+        except (OSError, ValueError, binascii.Error):
+            data = None
+        if data is not None:
+            summary["content"] = attach(data, summary["media_type"])
+    elif attach is not None and "error" not in summary:
+        summary["note"] = f"not attached: larger than {MAX_ATTACHED_IMAGE_BYTES // (1024 * 1024)} MB"
+    return summary
+
+
+def _summarise(value: Any) -> dict[str, Any]:
     if isinstance(value, (bytes, bytearray)):
         return {"type": "image", "media_type": _sniff(bytes(value[:16])), "size_bytes": len(value)}
     if isinstance(value, os.PathLike) or (isinstance(value, str) and len(value) < 4096):
@@ -121,10 +155,40 @@ def image_summary(image: Any) -> dict[str, Any]:
     return {"type": "image", "error": f"unsupported image value of type {type(value).__name__}"}
 
 
+def summarise_texts(texts: Any, budget: int = 16_384, per_text: int = 4_096) -> Any:
+    """Embedding input, bounded: each text cut at ``per_text`` characters, the batch at ``budget``.
+
+    What is left out is said in place: ``"...[1,234 more characters]"`` at the end of a cut
+    text, and a last item ``"[97 more texts, 96,000 characters, not recorded]"``.
+    """
+    if isinstance(texts, str):
+        return _cut(texts, per_text)
+    if not isinstance(texts, (list, tuple)):
+        return _dump(texts)
+    out: list[Any] = []
+    used = 0
+    for index, text in enumerate(texts):
+        if used >= budget:
+            rest = texts[index:]
+            chars = sum(len(t) for t in rest if isinstance(t, str))
+            out.append(f"[{len(rest):,} more texts, {chars:,} characters, not recorded]")
+            break
+        item = _cut(text, min(per_text, budget - used)) if isinstance(text, str) else _dump(text)
+        used += len(item) if isinstance(item, str) else 0
+        out.append(item)
+    return out
+
+
+def _cut(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}...[{len(text) - limit:,} more characters]"
+
+
 # --- requests -----------------------------------------------------------------------------------
 
 
-def message_dict(message: Any) -> dict[str, Any]:
+def message_dict(message: Any, attach: Attach | None = None) -> dict[str, Any]:
     """One chat message (dict or ``ollama.Message``) as a plain dict, images summarised."""
     if isinstance(message, Mapping):
         out = {str(k): v for k, v in message.items() if k not in ("images", "tool_calls")}
@@ -133,12 +197,14 @@ def message_dict(message: Any) -> dict[str, Any]:
     images = get_field(message, "images")
     if images:
         out["images"] = (
-            [image_summary(image) for image in images] if isinstance(images, (list, tuple)) else image_summary(images)
+            [image_summary(image, attach) for image in images]
+            if isinstance(images, (list, tuple))
+            else image_summary(images, attach)
         )
     tool_calls = get_field(message, "tool_calls")
     if tool_calls:
         out["tool_calls"] = _dump(list(tool_calls) if isinstance(tool_calls, (list, tuple)) else tool_calls)
-    return _dump(out)  # type: ignore[no-any-return]
+    return {k: v if k == "images" else _dump(v) for k, v in out.items()}
 
 
 def tool_definitions(tools: Iterable[Any]) -> list[dict[str, Any]]:
@@ -152,22 +218,28 @@ def tool_definitions(tools: Iterable[Any]) -> list[dict[str, Any]]:
     return out
 
 
-def request_inputs(arguments: Mapping[str, Any]) -> dict[str, Any]:
+def request_inputs(arguments: Mapping[str, Any], attach: Attach | None = None) -> dict[str, Any]:
     """The call's arguments by name, made JSON-ready: messages as dicts, tools as schemas.
 
-    Only sequences are walked: a one-shot iterator of messages is recorded by its type, because
-    reading it here would take the messages away from the SDK.
+    Images become summaries (attached through ``attach`` if given); embedding input is bounded
+    (:func:`summarise_texts`); a ``context`` token array becomes its length. Only sequences are
+    walked: a one-shot iterator is recorded by its type, because reading it here would take it
+    away from the SDK.
     """
     inputs: dict[str, Any] = {}
     for name, value in arguments.items():
-        if name == "messages" and isinstance(value, (list, tuple)):
-            inputs[name] = [message_dict(m) for m in value]
+        if isinstance(value, Iterator):
+            inputs[name] = f"<{type(value).__name__} not recorded>"
+        elif name == "messages" and isinstance(value, (list, tuple)):
+            inputs[name] = [message_dict(m, attach) for m in value]
         elif name == "tools" and isinstance(value, (list, tuple)):
             inputs[name] = tool_definitions(value)
         elif name == "images" and isinstance(value, (list, tuple)):
-            inputs[name] = [image_summary(image) for image in value]
-        elif isinstance(value, Iterator):
-            inputs[name] = f"<{type(value).__name__} not recorded>"
+            inputs[name] = [image_summary(image, attach) for image in value]
+        elif name == "input":
+            inputs[name] = summarise_texts(value)
+        elif name == "context" and isinstance(value, (list, tuple)):
+            inputs[name] = {"length": len(value)}
         else:
             inputs[name] = _dump(value)
     return inputs
@@ -176,13 +248,33 @@ def request_inputs(arguments: Mapping[str, Any]) -> dict[str, Any]:
 # --- responses ----------------------------------------------------------------------------------
 
 
-def response_outputs(response: Any) -> Any:
-    """The response object as JSON (the ``ChatResponse`` fields the server sent)."""
-    return _dump(response)
+def response_outputs(response: Any, log_embeddings: bool = False) -> Any:
+    """The response as JSON, with its bulky parts summarised.
+
+    ``context`` (generate's token array) becomes ``{"length": n}``; embedding vectors become
+    ``{"count": n, "dimensions": d}`` unless ``log_embeddings``.
+    """
+    out = _dump(response)
+    if not isinstance(out, dict):
+        return out
+    context = out.get("context")
+    if isinstance(context, list):
+        out["context"] = {"length": len(context)}
+    if not log_embeddings:
+        vectors = out.get("embeddings")
+        if isinstance(vectors, list):
+            out["embeddings"] = {"count": len(vectors), "dimensions": len(vectors[0]) if vectors else 0}
+        vector = out.get("embedding")
+        if isinstance(vector, list):
+            out["embedding"] = {"dimensions": len(vector)}
+    return out
 
 
-def token_usage(response: Any) -> dict[str, int] | None:
-    """MLflow token usage from Ollama's counts. A count the server did not send is left out."""
+def token_usage(response: Any, embedding: bool = False) -> dict[str, int] | None:
+    """MLflow token usage from Ollama's counts. A count the server did not send is left out.
+
+    An embedding produces no output tokens, so there its total is its input.
+    """
     usage: dict[str, int] = {}
     prompt = get_field(response, "prompt_eval_count")
     completion = get_field(response, "eval_count")
@@ -190,15 +282,15 @@ def token_usage(response: Any) -> dict[str, int] | None:
         usage["input_tokens"] = prompt
     if completion is not None:
         usage["output_tokens"] = completion
-    if prompt is not None and completion is not None:
-        usage["total_tokens"] = prompt + completion
+    if prompt is not None and (completion is not None or embedding):
+        usage["total_tokens"] = prompt + (completion or 0)
     return usage or None
 
 
-def response_attributes(response: Any) -> dict[str, Any]:
+def response_attributes(response: Any, embedding: bool = False) -> dict[str, Any]:
     """Span attributes read off a final response: usage, model, durations, speed, done reason."""
     attributes: dict[str, Any] = {}
-    usage = token_usage(response)
+    usage = token_usage(response, embedding)
     if usage:
         attributes[USAGE] = usage
     model = get_field(response, "model")
@@ -252,6 +344,10 @@ def chat_messages(messages: Sequence[Mapping[str, Any]], reply: Mapping[str, Any
         content = message.get("content")
         item: dict[str, Any] = {"role": role if role in _CHAT_ROLES else "user"}
         item["content"] = content if isinstance(content, str) or content is None else json.dumps(content, default=str)
+        urls = _image_urls(message.get("images"))
+        if urls:
+            text = [{"type": "text", "text": item["content"]}] if item["content"] else []
+            item["content"] = text + [{"type": "image_url", "image_url": {"url": url}} for url in urls]
         if message.get("thinking"):
             item["reasoning"] = str(message["thinking"])
         calls = message.get("tool_calls")
@@ -273,3 +369,28 @@ def chat_messages(messages: Sequence[Mapping[str, Any]], reply: Mapping[str, Any
                 item["tool_call_id"] = match[0]
         out.append(item)
     return out
+
+
+def _image_urls(images: Any) -> list[str]:
+    """The attachment references of summarised images, for image parts in the chat view."""
+    if not isinstance(images, list):
+        return []
+    return [i["content"] for i in images if isinstance(i, dict) and isinstance(i.get("content"), str)]
+
+
+def generate_messages(inputs: Mapping[str, Any], response: Any) -> list[dict[str, Any]]:
+    """A ``generate`` call as a conversation, so the UI shows prompt and reply as a chat."""
+    messages: list[dict[str, Any]] = []
+    if isinstance(inputs.get("system"), str):
+        messages.append({"role": "system", "content": inputs["system"]})
+    prompt = inputs.get("prompt")
+    messages.append(
+        {"role": "user", "content": prompt if isinstance(prompt, str) else "", "images": inputs.get("images")}
+    )
+    reply = None
+    if response is not None:
+        reply = {"role": "assistant", "content": get_field(response, "response") or ""}
+        thinking = get_field(response, "thinking")
+        if thinking:
+            reply["thinking"] = thinking
+    return chat_messages(messages, reply)

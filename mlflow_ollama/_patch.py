@@ -17,9 +17,9 @@ from typing import Any, Literal
 import wrapt
 
 from mlflow_ollama._config import tracing_enabled
-from mlflow_ollama._safety import warn
+from mlflow_ollama._safety import logger, warn
 
-__all__ = ["TARGETS", "Target", "install", "install_when_imported", "installed", "uninstall"]
+__all__ = ["TARGETS", "TRACED_METHODS", "Target", "install", "install_when_imported", "installed", "uninstall"]
 
 Kind = Literal["sync", "async", "fallback-sync", "fallback-async"]
 
@@ -38,15 +38,22 @@ class Target:
 # ``ollama._client`` is a Client *instance* (the package rebinds the name), so targets name the
 # module as it appears in ``sys.modules``. ``ollama.chat`` is a method bound to that instance at
 # import time: patching the class does not reach it, so it is a target of its own.
+TRACED_METHODS = {"chat": "CHAT_MODEL", "generate": "LLM", "embed": "EMBEDDING", "embeddings": "EMBEDDING"}
+"""The SDK methods traced, with their span types. Everything else (pull, list, ...) is not."""
+
 TARGETS: tuple[Target, ...] = (
-    Target("ollama._client", "Client.chat", "sync", "chat"),
-    Target("ollama._client", "AsyncClient.chat", "async", "chat"),
-    Target("ollama", "chat", "sync", "chat"),
+    *(
+        target
+        for method in TRACED_METHODS
+        for target in (
+            Target("ollama._client", f"Client.{method}", "sync", method),
+            Target("ollama._client", f"AsyncClient.{method}", "async", method),
+            Target("ollama", method, "sync", method),
+        )
+    ),
     Target("ollama._client", "Client._request", "fallback-sync"),
     Target("ollama._client", "AsyncClient._request", "fallback-async"),
 )
-
-_SPAN_TYPES = {"chat": "CHAT_MODEL"}
 
 
 @dataclass(frozen=True)
@@ -75,7 +82,16 @@ def _endpoint(method: str, function: Callable[..., Any]) -> Any:
         parameters = parameters[1:]
     positional = tuple(p.name for p in parameters if p.kind is p.POSITIONAL_OR_KEYWORD)
     defaults = tuple((p.name, p.default) for p in parameters if p.default is not p.empty)
-    return Endpoint(method=method, span_type=_SPAN_TYPES[method], positional=positional, defaults=defaults)
+    return Endpoint(method=method, span_type=TRACED_METHODS[method], positional=positional, defaults=defaults)
+
+
+def _resolve(target: Target) -> tuple[Target, Any, str, Any] | None:
+    # Feature detection, not version sniffing: a target this ollama release lacks is skipped.
+    try:
+        return (target, *wrapt.resolve_path(sys.modules[target.module], target.path))
+    except (AttributeError, KeyError):
+        logger.debug("mlflow-ollama: %s.%s not found; not patched", target.module, target.path)
+        return None
 
 
 def install() -> None:
@@ -85,7 +101,7 @@ def install() -> None:
     with _lock:
         if _installed or "ollama" not in sys.modules:
             return
-        resolved = [(t, *wrapt.resolve_path(sys.modules[t.module], t.path)) for t in TARGETS]
+        resolved = [r for r in map(_resolve, TARGETS) if r is not None]
         endpoints = {t.method: _endpoint(t.method, original) for t, _, _, original in resolved if t.method}
         # The code objects of the original SDK methods, for the ``_request`` fallback.
         callers: dict[CodeType, Any] = {}

@@ -13,6 +13,13 @@ import mlflow
 from mlflow.entities import LiveSpan, SpanType
 
 from mlflow_ollama import _mapping as m
+from mlflow_ollama._config import settings
+
+_Attachment: Any
+try:  # MLflow 3.11+: images go into the trace as attachments the UI can show
+    from mlflow.tracing.attachments import Attachment as _Attachment
+except ImportError:  # older MLflow: images are summarised only
+    _Attachment = None
 
 __all__ = ["Endpoint", "TracedCall", "start"]
 
@@ -86,7 +93,7 @@ class TracedCall:
             attributes = self._attributes(response, extra)
             self.span.set_attributes(attributes)
             if response is not None:
-                self.span.set_outputs(m.response_outputs(response))
+                self.span.set_outputs(m.response_outputs(response, settings.log_embeddings))
         finally:
             self.span.end()
 
@@ -104,26 +111,57 @@ class TracedCall:
                 attributes["ollama.error.status_code"] = status_code
             self.span.set_attributes(attributes)
             if partial is not None:
-                self.span.set_outputs(m.response_outputs(partial))
+                self.span.set_outputs(m.response_outputs(partial, settings.log_embeddings))
         finally:
             self.span.end(status="ERROR")
 
     def _attributes(self, response: Any, extra: dict[str, Any] | None) -> dict[str, Any]:
-        attributes = m.response_attributes(response) if response is not None else {}
-        if self.endpoint.span_type == SpanType.CHAT_MODEL:
+        method = self.endpoint.method
+        embedding = self.endpoint.span_type == SpanType.EMBEDDING
+        attributes = m.response_attributes(response, embedding) if response is not None else {}
+        if method == "chat":
             message = m.get_field(response, "message") if response is not None else None
             reply = m.message_dict(message) if message is not None else None
             if reply is not None or self._request_messages():
                 attributes[m.MESSAGES] = m.chat_messages(self._request_messages(), reply)
+        elif method == "generate":
+            attributes[m.MESSAGES] = m.generate_messages(self.inputs, response)
         if extra:
             attributes.update(extra)
         return attributes
 
 
+def _attachment_factory() -> tuple[m.Attach | None, list[Any]]:
+    """MLflow's ``Attachment`` (3.11+) as an ``attach`` function, and the list it fills."""
+    if _Attachment is None:
+        return None, []
+    made: list[Any] = []
+
+    def attach(data: bytes, media_type: str) -> Any:
+        made.append(_Attachment(content_type=media_type, content_bytes=data))
+        return made[-1]
+
+    return attach, made
+
+
+def _with_references(value: Any, trace_id: str) -> Any:
+    """``value`` with each Attachment replaced by the reference MLflow stores in its place."""
+    if _Attachment is not None and isinstance(value, _Attachment):
+        return value.ref(trace_id)
+    if isinstance(value, dict):
+        return {k: _with_references(v, trace_id) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_with_references(v, trace_id) for v in value]
+    return value
+
+
 def start(endpoint: Endpoint, instance: Any, arguments: dict[str, Any]) -> TracedCall:
     """Open the span for a call, as a child of whatever span is current, without becoming current."""
-    inputs = m.request_inputs(arguments)
-    attributes: dict[str, Any] = {m.PROVIDER_KEY: m.PROVIDER, m.COST: m.ZERO_COST, m.FORMAT: m.PROVIDER}
+    attach, attachments = _attachment_factory()
+    inputs = m.request_inputs(arguments, attach)
+    attributes: dict[str, Any] = {m.PROVIDER_KEY: m.PROVIDER, m.COST: m.ZERO_COST}
+    if endpoint.span_type != SpanType.EMBEDDING:
+        attributes[m.FORMAT] = m.PROVIDER
     model = inputs.get("model")
     if model:
         attributes[m.MODEL] = model
@@ -136,4 +174,6 @@ def start(endpoint: Endpoint, instance: Any, arguments: dict[str, Any]) -> Trace
     span = mlflow.start_span_no_context(
         name=endpoint.span_name, span_type=endpoint.span_type, inputs=inputs, attributes=attributes
     )
+    if attachments:  # MLflow stored the images and put references in the span; the chat view needs them too
+        inputs = _with_references(inputs, span.trace_id)
     return TracedCall(endpoint, span, inputs)

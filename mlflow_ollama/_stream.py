@@ -28,7 +28,7 @@ from mlflow_ollama import _mapping as m
 from mlflow_ollama._safety import report
 from mlflow_ollama._spans import TracedCall
 
-__all__ = ["ChatStream", "traced_async_stream", "traced_stream"]
+__all__ = ["StreamState", "traced_async_stream", "traced_stream"]
 
 
 class _Text:
@@ -55,13 +55,17 @@ class _Text:
         return "".join(self._pieces) + "".join(self._recent)
 
 
-class ChatStream:
-    """What a streamed chat has produced so far: O(1) work per chunk, memory in the text's size."""
+class StreamState:
+    """What a stream has produced so far: O(1) work per chunk, memory in the text's size.
+
+    Chat chunks carry their text in ``message``; generate chunks at the top level (``response``).
+    """
 
     __slots__ = (
         "_content",
         "_thinking",
         "call",
+        "chat",
         "chunks",
         "ended",
         "first_ns",
@@ -73,6 +77,7 @@ class ChatStream:
 
     def __init__(self, call: TracedCall) -> None:
         self.call = call
+        self.chat = call.endpoint.method == "chat"
         self.chunks = 0
         self.sent_ns = 0
         self.first_ns = 0
@@ -93,14 +98,17 @@ class ChatStream:
                 self.first_ns = time.perf_counter_ns()
             self.chunks += 1
             self.last = chunk
-            message = chunk.message
-            if message.content:
-                self._content.add(message.content)
-            thinking = getattr(message, "thinking", None)  # ollama 0.5+
+            if self.chat:
+                message = chunk.message
+                text, thinking = message.content, getattr(message, "thinking", None)  # thinking: 0.5+
+                if message.tool_calls:
+                    self.tool_calls.extend(message.tool_calls)
+            else:
+                text, thinking = chunk.response, getattr(chunk, "thinking", None)
+            if text:
+                self._content.add(text)
             if thinking:
                 self._thinking.add(thinking)
-            if message.tool_calls:
-                self.tool_calls.extend(message.tool_calls)
             logprobs = getattr(chunk, "logprobs", None)  # ollama 0.6.1+
             if logprobs:
                 self.logprobs.extend(logprobs)
@@ -112,16 +120,17 @@ class ChatStream:
         if self.last is None:
             return None
         out: dict[str, Any] = m.response_outputs(self.last)
-        message = dict(out.get("message") or {"role": "assistant"})
-        message["content"] = self._content.value()
-        message.pop("thinking", None)
-        message.pop("tool_calls", None)
+        holder = dict(out.get("message") or {"role": "assistant"}) if self.chat else out
+        holder["content" if self.chat else "response"] = self._content.value()
+        holder.pop("thinking", None)
         thinking = self._thinking.value()
         if thinking:
-            message["thinking"] = thinking
-        if self.tool_calls:
-            message["tool_calls"] = m.response_outputs(self.tool_calls)
-        out["message"] = message
+            holder["thinking"] = thinking
+        if self.chat:
+            holder.pop("tool_calls", None)
+            if self.tool_calls:
+                holder["tool_calls"] = m.response_outputs(self.tool_calls)
+            out["message"] = holder
         if self.logprobs:
             out["logprobs"] = m.response_outputs(self.logprobs)
         return out
@@ -153,7 +162,7 @@ class ChatStream:
             report("record a stream error", exc)
 
 
-def _end_if_abandoned(state: ChatStream) -> None:
+def _end_if_abandoned(state: StreamState) -> None:
     # weakref.finalize callback: the stream was dropped before it was consumed or closed. A
     # generator's weak references are cleared before its own close() runs at collection, so
     # this ends the span first; for a stream that never started, it is the only thing that does.
@@ -161,12 +170,12 @@ def _end_if_abandoned(state: ChatStream) -> None:
         state.finish("abandoned")
 
 
-def _watch(stream: Any, state: ChatStream) -> None:
+def _watch(stream: Any, state: StreamState) -> None:
     finalizer = weakref.finalize(stream, _end_if_abandoned, state)
     finalizer.atexit = False  # at interpreter exit MLflow is shutting down too
 
 
-def _sync(state: ChatStream, inner: Generator[Any, Any, Any]) -> Generator[Any, Any, None]:
+def _sync(state: StreamState, inner: Generator[Any, Any, Any]) -> Generator[Any, Any, None]:
     state.sent_ns = time.perf_counter_ns()  # the SDK sends the request on this first next()
     advance, value = inner.send, None
     try:
@@ -185,15 +194,16 @@ def _sync(state: ChatStream, inner: Generator[Any, Any, Any]) -> Generator[Any, 
             except BaseException as thrown:  # gen.throw(): hand it to the SDK's generator
                 advance, value = inner.throw, thrown
     except GeneratorExit:
-        inner.close()
         state.finish("closed")
         raise
     except BaseException as error:
         state.fail(error)
         raise
+    finally:
+        inner.close()  # releases the HTTP response; a no-op once the SDK's generator has finished
 
 
-async def _async(state: ChatStream, inner: AsyncGenerator[Any, Any]) -> AsyncGenerator[Any, Any]:
+async def _async(state: StreamState, inner: AsyncGenerator[Any, Any]) -> AsyncGenerator[Any, Any]:
     state.sent_ns = time.perf_counter_ns()
     advance, value = inner.asend, None
     try:
@@ -212,7 +222,6 @@ async def _async(state: ChatStream, inner: AsyncGenerator[Any, Any]) -> AsyncGen
             except BaseException as thrown:  # agen.athrow()
                 advance, value = inner.athrow, thrown
     except GeneratorExit:
-        await inner.aclose()
         state.finish("closed")
         raise
     except asyncio.CancelledError:
@@ -221,11 +230,13 @@ async def _async(state: ChatStream, inner: AsyncGenerator[Any, Any]) -> AsyncGen
     except BaseException as error:
         state.fail(error)
         raise
+    finally:
+        await inner.aclose()
 
 
 def traced_stream(call: TracedCall, inner: Iterator[Any]) -> Iterator[Any]:
     """A generator that yields ``inner``'s chunks and records them on ``call``'s span."""
-    state = ChatStream(call)
+    state = StreamState(call)
     stream = _sync(state, inner)  # type: ignore[arg-type]
     _watch(stream, state)
     return stream
@@ -233,7 +244,7 @@ def traced_stream(call: TracedCall, inner: Iterator[Any]) -> Iterator[Any]:
 
 def traced_async_stream(call: TracedCall, inner: AsyncIterator[Any]) -> AsyncIterator[Any]:
     """The async twin of :func:`traced_stream`."""
-    state = ChatStream(call)
+    state = StreamState(call)
     stream = _async(state, inner)  # type: ignore[arg-type]
     _watch(stream, state)
     return stream

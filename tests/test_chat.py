@@ -142,12 +142,15 @@ def test_thinking_is_recorded_in_outputs_and_as_reasoning(client: Any) -> None:
     }
 
 
-def test_images_are_placeholders_never_base64(client: Any, server: OllamaDouble, tmp_path: Path) -> None:
+def test_images_are_summaries_never_base64(client: Any, server: OllamaDouble, tmp_path: Path) -> None:
     path = tmp_path / "photo.png"
     path.write_bytes(PNG)
     client.chat(model=MODEL, messages=[{"role": "user", "content": "what?", "images": [PNG, str(path)]}])
     [span] = chat_spans(only_trace())
-    assert span.inputs["messages"][0]["images"] == [
+    summaries = span.inputs["messages"][0]["images"]
+    for summary in summaries:
+        summary.pop("content", None)  # an attachment reference, with MLflow 3.11+ (test_surface.py)
+    assert summaries == [
         {"type": "image", "media_type": "image/png", "size_bytes": len(PNG)},
         {"type": "image", "media_type": "image/png", "size_bytes": len(PNG), "path": str(path)},
     ]
