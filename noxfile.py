@@ -32,6 +32,16 @@ OLDEST = [
     "sqlalchemy<2.1",
     "wrapt==1.17.0",
 ]
+# A release in between: thinking and embed dimensions exist (ollama 0.5.4), MLflow has the llm.*
+# attribute constants but not yet trace attachments (3.10), wrapt is 2.x.
+MIDDLE = [
+    "ollama==0.5.4",
+    "mlflow==3.10.1",
+    "mlflow-skinny==3.10.1",
+    "mlflow-tracing==3.10.1",
+    "wrapt==2.0.0",
+]
+PINS = {"oldest": OLDEST, "middle": MIDDLE, "latest": []}
 TEST_DEPS = ["pytest>=8"]
 _PRINT_VERSIONS = (
     "import importlib.metadata as m; "
@@ -40,11 +50,10 @@ _PRINT_VERSIONS = (
 
 
 @nox.session(python=PYTHONS)
-@nox.parametrize("deps", ["latest", "oldest"])
+@nox.parametrize("deps", list(PINS))
 def tests(session: nox.Session, deps: str) -> None:
-    """The test suite, against the newest releases or the oldest supported ones."""
-    pins = OLDEST if deps == "oldest" else []
-    session.install("-e", ".[mlflow]", *TEST_DEPS, *pins)
+    """The test suite, against the oldest supported releases, one in between, or the newest."""
+    session.install("-e", ".[mlflow]", *TEST_DEPS, *PINS[deps])
     session.run("python", "-c", _PRINT_VERSIONS)
     session.run("pytest", *session.posargs)
 
