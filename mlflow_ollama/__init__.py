@@ -12,9 +12,9 @@
 from __future__ import annotations
 
 from mlflow_ollama import _patch
-from mlflow_ollama._config import AUTOLOG_ENV, STRICT_ENV, settings
+from mlflow_ollama._config import AUTOLOG_ENV, LOG_CONTENT_ENV, STRICT_ENV, settings
 
-__all__ = ["AUTOLOG_ENV", "STRICT_ENV", "autolog", "revert"]
+__all__ = ["AUTOLOG_ENV", "LOG_CONTENT_ENV", "STRICT_ENV", "autolog", "revert"]
 
 
 def autolog(
@@ -22,6 +22,7 @@ def autolog(
     disable: bool = False,
     silent: bool = False,
     log_embeddings: bool = False,
+    log_content: bool = True,
 ) -> None:
     """Trace every Ollama inference call as an MLflow span.
 
@@ -56,9 +57,14 @@ def autolog(
         silent: If True, the plugin's own warnings are logged at debug level.
         log_embeddings: If True, embedding spans record the vectors themselves; by default only
             how many there are and their dimension (a 100 x 4096 batch is megabytes).
+        log_content: If False, no prompt, message, response, thinking, tool-call argument,
+            embedding input or image reaches a trace; model, token counts, durations, tool names,
+            span structure and error types stay. ``MLFLOW_OLLAMA_LOG_CONTENT=false`` does the same
+            from the next call on, read on every call like ``MLFLOW_OLLAMA_AUTOLOG``.
     """
     settings.silent = silent
     settings.log_embeddings = log_embeddings
+    settings.log_content = log_content
     if disable or not log_traces:
         revert()
         return

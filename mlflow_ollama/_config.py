@@ -5,10 +5,23 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-__all__ = ["AUTOLOG_ENV", "STRICT_ENV", "Settings", "settings", "strict_mode", "tracing_enabled"]
+__all__ = [
+    "AUTOLOG_ENV",
+    "LOG_CONTENT_ENV",
+    "STRICT_ENV",
+    "Settings",
+    "content_enabled",
+    "settings",
+    "strict_mode",
+    "tracing_enabled",
+]
 
 AUTOLOG_ENV = "MLFLOW_OLLAMA_AUTOLOG"
 """``false``/``0``/``no``/``off`` turns tracing off for the next call, live (e.g. ``%env`` in Jupyter)."""
+
+LOG_CONTENT_ENV = "MLFLOW_OLLAMA_LOG_CONTENT"
+"""``false``/``0``/``no``/``off`` keeps prompts, messages, responses and embedding input out of
+traces, from the next call on; metadata (model, tokens, durations, tool names, errors) stays."""
 
 STRICT_ENV = "MLFLOW_OLLAMA_STRICT"
 """``true`` makes internal failures raise instead of being logged. For this project's own tests."""
@@ -31,15 +44,18 @@ class Settings:
     log_embeddings: bool = False
     """``autolog(log_embeddings=True)``: record embedding vectors, not just their count and size."""
 
+    log_content: bool = True
+    """``autolog(log_content=False)``: no prompt, message or response text in traces."""
+
 
 settings = Settings()
 
-# Parsed values of the environment variable, keyed by its raw text, so the per-call cost is one
-# ``os.environ.get`` and one dict lookup. Invalid values map to True and are warned about once.
-_parsed: dict[str, bool] = {}
+# Parsed values of the switches, keyed by variable and raw text, so the per-call cost is one
+# ``os.environ.get`` and one dict lookup. Invalid values count as on and are warned about once.
+_parsed: dict[tuple[str, str], bool] = {}
 
 
-def _parse(raw: str) -> bool:
+def _parse(name: str, raw: str, what: str) -> bool:
     value = raw.strip().lower()
     if value in _FALSE:
         result = False
@@ -48,21 +64,28 @@ def _parse(raw: str) -> bool:
     else:
         from mlflow_ollama._safety import warn
 
-        warn(f"Ignoring {AUTOLOG_ENV}={raw!r}: accepted values are {ACCEPTED}. Tracing stays on.")
+        warn(f"Ignoring {name}={raw!r}: accepted values are {ACCEPTED}. {what} stays on.")
         result = True
-    _parsed[raw] = result
+    _parsed[name, raw] = result
     return result
+
+
+def _switch(name: str, what: str) -> bool:
+    raw = os.environ.get(name)
+    if raw is None:
+        return True
+    cached = _parsed.get((name, raw))
+    return _parse(name, raw, what) if cached is None else cached
 
 
 def tracing_enabled() -> bool:
     """Whether the call being made now should be traced. Runs on every patched call."""
-    if not settings.active:
-        return False
-    raw = os.environ.get(AUTOLOG_ENV)
-    if raw is None:
-        return True
-    cached = _parsed.get(raw)
-    return _parse(raw) if cached is None else cached
+    return settings.active and _switch(AUTOLOG_ENV, "Tracing")
+
+
+def content_enabled() -> bool:
+    """Whether the call being traced now may record its text (``log_content`` and its variable)."""
+    return settings.log_content and _switch(LOG_CONTENT_ENV, "Content logging")
 
 
 def strict_mode() -> bool:

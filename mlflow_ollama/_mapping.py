@@ -29,6 +29,7 @@ __all__ = [
     "response_outputs",
     "token_usage",
     "tool_definitions",
+    "without_content",
 ]
 
 PROVIDER = "ollama"
@@ -394,3 +395,38 @@ def generate_messages(inputs: Mapping[str, Any], response: Any) -> list[dict[str
         if thinking:
             reply["thinking"] = thinking
     return chat_messages(messages, reply)
+
+
+# --- content off ----------------------------------------------------------------------------------
+
+NOT_LOGGED = "[not logged]"
+"""What stands in for text when content logging is off."""
+
+# With content off, a string survives only under one of these keys: everything else a trace holds
+# as text (messages, prompts, responses, thinking, tool results, embedding input, logprob tokens,
+# file paths, keys nobody foresaw) is replaced. An allow-list, so that nothing new leaks by default.
+_METADATA_KEYS = frozenset(
+    {"role", "model", "name", "tool_name", "type", "media_type", "done_reason", "created_at", "id"}
+    | {"tool_call_id", "format", "keep_alive", "think", "error", "note", "description", "required", "enum"}
+)
+
+
+def without_content(value: Any, key: str | None = None) -> Any:
+    """``value`` with every string that could be content replaced by ``"[not logged]"``.
+
+    Keeps the structure and the metadata: roles, model, tool names and schemas, token counts,
+    durations, image sizes and types. Tool-call arguments go whole (as a JSON string in the chat
+    view, where the UI expects one).
+    """
+    if isinstance(value, dict):
+        return {
+            k: (json.dumps(NOT_LOGGED) if isinstance(v, str) else NOT_LOGGED)
+            if k == "arguments" and v is not None
+            else without_content(v, k)
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [without_content(item, key) for item in value]
+    if isinstance(value, str) and value and key not in _METADATA_KEYS:
+        return NOT_LOGGED
+    return value

@@ -10,10 +10,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import mlflow
-from mlflow.entities import LiveSpan, SpanType
+from mlflow.entities import LiveSpan, SpanEvent, SpanType
 
 from mlflow_ollama import _mapping as m
-from mlflow_ollama._config import settings
+from mlflow_ollama._config import content_enabled, settings
 
 _Attachment: Any
 try:  # MLflow 3.11+: images go into the trace as attachments the UI can show
@@ -72,12 +72,17 @@ def _host(instance: Any) -> str | None:
 class TracedCall:
     """The span of one Ollama call, with what is needed to close it."""
 
-    __slots__ = ("endpoint", "inputs", "span")
+    __slots__ = ("endpoint", "inputs", "log_content", "span")
 
-    def __init__(self, endpoint: Endpoint, span: LiveSpan, inputs: dict[str, Any]) -> None:
+    def __init__(self, endpoint: Endpoint, span: LiveSpan, inputs: dict[str, Any], log_content: bool) -> None:
         self.endpoint = endpoint
         self.span = span
         self.inputs = inputs
+        self.log_content = log_content
+
+    def _outputs(self, response: Any) -> Any:
+        outputs = m.response_outputs(response, settings.log_embeddings and self.log_content)
+        return outputs if self.log_content else m.without_content(outputs)
 
     def _request_messages(self) -> list[dict[str, Any]]:
         messages = self.inputs.get("messages")
@@ -93,7 +98,7 @@ class TracedCall:
             attributes = self._attributes(response, extra)
             self.span.set_attributes(attributes)
             if response is not None:
-                self.span.set_outputs(m.response_outputs(response, settings.log_embeddings))
+                self.span.set_outputs(self._outputs(response))
         finally:
             self.span.end()
 
@@ -103,17 +108,27 @@ class TracedCall:
         ``partial`` is what arrived before the error, if anything (a stream's first chunks).
         """
         try:
-            # KeyboardInterrupt or asyncio.CancelledError are not Exceptions, but still end the call.
-            self.span.record_exception(exc if isinstance(exc, Exception) else repr(exc))
+            self._record_exception(exc)
             attributes = self._attributes(partial, extra)
             status_code = getattr(exc, "status_code", None)
             if isinstance(status_code, int):
                 attributes["ollama.error.status_code"] = status_code
             self.span.set_attributes(attributes)
             if partial is not None:
-                self.span.set_outputs(m.response_outputs(partial, settings.log_embeddings))
+                self.span.set_outputs(self._outputs(partial))
         finally:
             self.span.end(status="ERROR")
+
+    def _record_exception(self, exc: BaseException) -> None:
+        if self.log_content:
+            # KeyboardInterrupt or asyncio.CancelledError are not Exceptions, but still end the call.
+            self.span.record_exception(exc if isinstance(exc, Exception) else repr(exc))
+            return
+        # An exception's message can quote the input (pydantic does): keep only its type.
+        name = type(exc).__name__
+        event: dict[str, Any] = {"exception.type": name, "exception.message": m.NOT_LOGGED}
+        event["exception.stacktrace"] = m.NOT_LOGGED
+        self.span.add_event(SpanEvent(name="exception", attributes=event))  # type: ignore[abstract]  # fail() ends it as ERROR
 
     def _attributes(self, response: Any, extra: dict[str, Any] | None) -> dict[str, Any]:
         method = self.endpoint.method
@@ -126,6 +141,8 @@ class TracedCall:
                 attributes[m.MESSAGES] = m.chat_messages(self._request_messages(), reply)
         elif method == "generate":
             attributes[m.MESSAGES] = m.generate_messages(self.inputs, response)
+        if not self.log_content and m.MESSAGES in attributes:
+            attributes[m.MESSAGES] = m.without_content(attributes[m.MESSAGES])
         if extra:
             attributes.update(extra)
         return attributes
@@ -157,8 +174,11 @@ def _with_references(value: Any, trace_id: str) -> Any:
 
 def start(endpoint: Endpoint, instance: Any, arguments: dict[str, Any]) -> TracedCall:
     """Open the span for a call, as a child of whatever span is current, without becoming current."""
-    attach, attachments = _attachment_factory()
+    log_content = content_enabled()
+    attach, attachments = _attachment_factory() if log_content else (None, [])
     inputs = m.request_inputs(arguments, attach)
+    if not log_content:
+        inputs = m.without_content(inputs)
     attributes: dict[str, Any] = {m.PROVIDER_KEY: m.PROVIDER, m.COST: m.ZERO_COST}
     if endpoint.span_type != SpanType.EMBEDDING:
         attributes[m.FORMAT] = m.PROVIDER
@@ -176,4 +196,4 @@ def start(endpoint: Endpoint, instance: Any, arguments: dict[str, Any]) -> Trace
     )
     if attachments:  # MLflow stored the images and put references in the span; the chat view needs them too
         inputs = _with_references(inputs, span.trace_id)
-    return TracedCall(endpoint, span, inputs)
+    return TracedCall(endpoint, span, inputs, log_content)
