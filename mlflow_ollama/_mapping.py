@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 import os
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -58,15 +59,57 @@ def get_field(obj: Any, name: str) -> Any:
     return getattr(obj, name, None)
 
 
-def _dump(obj: Any) -> Any:
-    """A JSON-ready copy of a pydantic object, mapping or sequence (other values as they are)."""
+MAX_TEXT_CHARS = 262_144
+"""Longer strings are cut, with a marker saying how much was left out: spans stay bounded."""
+
+_MAX_DEPTH = 32
+
+
+def _dump(obj: Any, depth: int = 0, seen: frozenset[int] = frozenset()) -> Any:
+    """A JSON-ready, bounded copy of whatever the user or the SDK handed over.
+
+    Pydantic objects, mappings and sequences become dicts and lists; strings longer than
+    ``MAX_TEXT_CHARS`` are cut, lone surrogates replaced; NaN and infinities become strings
+    (JSON has none); cycles, very deep nesting and objects JSON cannot hold become short
+    ``"<...>"`` notes. Never raises for odd input.
+    """
+    if obj is None or isinstance(obj, (bool, int)):
+        return obj
+    if isinstance(obj, str):
+        return _text(obj)
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else str(obj)
+    if depth > _MAX_DEPTH:
+        return "<nested too deep>"
+    if id(obj) in seen:
+        return "<recursive reference>"
+    inner = seen | {id(obj)}
     if hasattr(obj, "model_dump"):
-        return obj.model_dump(mode="json", exclude_none=True, by_alias=True)
+        try:
+            obj = obj.model_dump(mode="python", exclude_none=True, by_alias=True)
+        except Exception as exc:
+            return f"<{type(obj).__name__}: {type(exc).__name__}>"
     if isinstance(obj, Mapping):
-        return {str(k): _dump(v) for k, v in obj.items()}
+        return {_text(str(k)): _dump(v, depth + 1, inner) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_dump(v) for v in obj]
-    return obj
+        return [_dump(v, depth + 1, inner) for v in obj]
+    if isinstance(obj, (bytes, bytearray)):
+        return f"<{len(obj)} bytes>"
+    try:
+        return _text(repr(obj), 1_000)
+    except Exception:
+        return f"<{type(obj).__name__}>"
+
+
+def _text(text: str, limit: int = MAX_TEXT_CHARS) -> str:
+    if len(text) > limit:
+        text = _cut(text, limit)
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:  # lone surrogates: the exporters would fail on them
+            text = text.encode("utf-8", "replace").decode("utf-8")
+    return text
 
 
 # --- images -------------------------------------------------------------------------------------

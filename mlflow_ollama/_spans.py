@@ -100,7 +100,7 @@ class TracedCall:
             if response is not None:
                 self.span.set_outputs(self._outputs(response))
         finally:
-            self.span.end()
+            self._end()
 
     def fail(self, exc: BaseException, partial: Any = None, extra: dict[str, Any] | None = None) -> None:
         """Record the exception (ERROR status plus an exception event) and end the span.
@@ -117,7 +117,18 @@ class TracedCall:
             if partial is not None:
                 self.span.set_outputs(self._outputs(partial))
         finally:
-            self.span.end(status="ERROR")
+            self._end("ERROR")
+
+    def _end(self, status: str | None = None) -> None:
+        try:
+            self.span.end(status=status)
+        finally:
+            # MLflow's end() logs and swallows failures of its own, and then may leave the span
+            # open. End the OpenTelemetry span beneath it, so the trace is still exported and
+            # does not stay in MLflow's in-memory trace manager.
+            otel_span = getattr(self.span, "_span", None)
+            if otel_span is not None and otel_span.is_recording():
+                otel_span.end()
 
     def _record_exception(self, exc: BaseException) -> None:
         if self.log_content:
@@ -191,9 +202,15 @@ def start(endpoint: Endpoint, instance: Any, arguments: dict[str, Any]) -> Trace
     host = _host(instance)
     if host:
         attributes["ollama.host"] = host
-    span = mlflow.start_span_no_context(
-        name=endpoint.span_name, span_type=endpoint.span_type, inputs=inputs, attributes=attributes
-    )
+    # Inputs and attributes are set here rather than passed to start_span_no_context: when setting
+    # them fails there, MLflow swaps in a no-op span and leaves the real one open for good.
+    span = mlflow.start_span_no_context(name=endpoint.span_name, span_type=endpoint.span_type)
+    try:
+        span.set_inputs(inputs)
+        span.set_attributes(attributes)
+    except Exception:
+        TracedCall(endpoint, span, inputs, log_content)._end("ERROR")
+        raise
     if attachments:  # MLflow stored the images and put references in the span; the chat view needs them too
         inputs = _with_references(inputs, span.trace_id)
     return TracedCall(endpoint, span, inputs, log_content)

@@ -141,13 +141,21 @@ class StreamState:
             attributes["ollama.time_to_first_token_ns"] = self.first_ns - self.sent_ns
         return attributes
 
+    def _response_or_none(self) -> dict[str, Any] | None:
+        try:
+            return self.response()
+        except Exception as exc:
+            report("record a stream", exc)
+            return None  # the span is still ended, without outputs
+
     def finish(self, how: str) -> None:
         """End the span without error: ``how`` is ``complete``, ``closed``, ``cancelled`` or ``abandoned``."""
         if self.ended:
             return
         self.ended = True
+        response = self._response_or_none()
         try:
-            self.call.succeed(self.response(), extra=self._attributes(how))
+            self.call.succeed(response, extra=self._attributes(how))
         except Exception as exc:
             report("record a stream", exc)
 
@@ -156,10 +164,11 @@ class StreamState:
         if self.ended:
             return
         self.ended = True
+        response = self._response_or_none()
         try:
-            self.call.fail(error, partial=self.response(), extra=self._attributes("error"))
+            self.call.fail(error, partial=response, extra=self._attributes("error"))
         except Exception as exc:
-            report("record a stream error", exc)
+            report("record a stream", exc)
 
 
 def _end_if_abandoned(state: StreamState) -> None:
