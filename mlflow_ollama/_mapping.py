@@ -275,7 +275,10 @@ def request_inputs(arguments: Mapping[str, Any], attach: Attach | None = None) -
         if isinstance(value, Iterator):
             inputs[name] = f"<{type(value).__name__} not recorded>"
         elif name == "messages" and isinstance(value, (list, tuple)):
-            inputs[name] = [message_dict(m, attach) for m in value]
+            # Only the newest message's images are attached: older ones were attached by the call
+            # that sent them, and re-reading a whole history's images on every turn is costly.
+            last = len(value) - 1
+            inputs[name] = [message_dict(m, attach if i == last else None) for i, m in enumerate(value)]
         elif name == "tools" and isinstance(value, (list, tuple)):
             inputs[name] = tool_definitions(value)
         elif name == "images" and isinstance(value, (list, tuple)):
@@ -450,16 +453,17 @@ NOT_LOGGED = "[not logged]"
 # file paths, keys nobody foresaw) is replaced. An allow-list, so that nothing new leaks by default.
 _METADATA_KEYS = frozenset(
     {"role", "model", "name", "tool_name", "type", "media_type", "done_reason", "created_at", "id"}
-    | {"tool_call_id", "format", "keep_alive", "think", "error", "note", "description", "required", "enum"}
+    | {"tool_call_id", "format", "keep_alive", "think", "error", "note"}
 )
 
 
 def without_content(value: Any, key: str | None = None) -> Any:
     """``value`` with every string that could be content replaced by ``"[not logged]"``.
 
-    Keeps the structure and the metadata: roles, model, tool names and schemas, token counts,
-    durations, image sizes and types. Tool-call arguments go whole (as a JSON string in the chat
-    view, where the UI expects one).
+    Keeps the structure and the metadata: roles, model, tool names, token counts, durations,
+    image sizes and types. Tool-call arguments go whole (as a JSON string in the chat view, where
+    the UI expects one). Dict keys are structure and stay; so do tool definitions, which callers
+    leave out of the walk (they are code, not conversation).
     """
     if isinstance(value, dict):
         return {

@@ -102,7 +102,12 @@ def install() -> None:
         if _installed or "ollama" not in sys.modules:
             return
         resolved = [r for r in map(_resolve, TARGETS) if r is not None]
-        endpoints = {t.method: _endpoint(t.method, original) for t, _, _, original in resolved if t.method}
+        # Parameter names come from the first target of each method, Client's own function: a
+        # module-level ``ollama.chat`` replaced by a shim must not decide them.
+        endpoints: dict[str, Any] = {}
+        for t, _, _, original in resolved:
+            if t.method and t.method not in endpoints:
+                endpoints[t.method] = _endpoint(t.method, original)
         # The code objects of the original SDK methods, for the ``_request`` fallback.
         callers: dict[CodeType, Any] = {}
         for t, _, _, original in resolved:

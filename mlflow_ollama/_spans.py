@@ -188,8 +188,8 @@ def start(endpoint: Endpoint, instance: Any, arguments: dict[str, Any]) -> Trace
     log_content = content_enabled()
     attach, attachments = _attachment_factory() if log_content else (None, [])
     inputs = m.request_inputs(arguments, attach)
-    if not log_content:
-        inputs = m.without_content(inputs)
+    if not log_content:  # tool definitions are the developer's code, not conversation: they stay
+        inputs = {k: v if k == "tools" else m.without_content(v, k) for k, v in inputs.items()}
     attributes: dict[str, Any] = {m.PROVIDER_KEY: m.PROVIDER, m.COST: m.ZERO_COST}
     if endpoint.span_type != SpanType.EMBEDDING:
         attributes[m.FORMAT] = m.PROVIDER
@@ -205,12 +205,13 @@ def start(endpoint: Endpoint, instance: Any, arguments: dict[str, Any]) -> Trace
     # Inputs and attributes are set here rather than passed to start_span_no_context: when setting
     # them fails there, MLflow swaps in a no-op span and leaves the real one open for good.
     span = mlflow.start_span_no_context(name=endpoint.span_name, span_type=endpoint.span_type)
+    call = TracedCall(endpoint, span, inputs, log_content)
     try:
         span.set_inputs(inputs)
         span.set_attributes(attributes)
+        if attachments:  # MLflow stored the images and put references in the span; the chat view needs them too
+            call.inputs = _with_references(inputs, span.trace_id)
     except Exception:
-        TracedCall(endpoint, span, inputs, log_content)._end("ERROR")
+        call._end("ERROR")  # opened, so it must be ended, whatever failed after
         raise
-    if attachments:  # MLflow stored the images and put references in the span; the chat view needs them too
-        inputs = _with_references(inputs, span.trace_id)
-    return TracedCall(endpoint, span, inputs, log_content)
+    return call

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import types
 import weakref
 from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator
 from typing import Any
@@ -243,17 +244,31 @@ async def _async(state: StreamState, inner: AsyncGenerator[Any, Any]) -> AsyncGe
         await inner.aclose()
 
 
+async def _as_async_generator(iterable: AsyncIterator[Any]) -> AsyncGenerator[Any, Any]:
+    async for item in iterable:
+        yield item
+
+
 def traced_stream(call: TracedCall, inner: Iterator[Any]) -> Iterator[Any]:
-    """A generator that yields ``inner``'s chunks and records them on ``call``'s span."""
+    """A generator that yields ``inner``'s chunks and records them on ``call``'s span.
+
+    ``inner`` is the SDK's generator; any other iterable (a test double's list, say) is walked
+    through a generator of its own, and a non-iterable raises TypeError here, before anything is
+    handed back, so the caller can return it untouched.
+    """
+    if not isinstance(inner, types.GeneratorType):
+        inner = (item for item in inner)
     state = StreamState(call)
-    stream = _sync(state, inner)  # type: ignore[arg-type]
+    stream = _sync(state, inner)
     _watch(stream, state)
     return stream
 
 
 def traced_async_stream(call: TracedCall, inner: AsyncIterator[Any]) -> AsyncIterator[Any]:
     """The async twin of :func:`traced_stream`."""
+    if not isinstance(inner, types.AsyncGeneratorType):
+        inner = _as_async_generator(inner.__aiter__())
     state = StreamState(call)
-    stream = _async(state, inner)  # type: ignore[arg-type]
+    stream = _async(state, inner)
     _watch(stream, state)
     return stream

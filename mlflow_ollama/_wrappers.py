@@ -109,6 +109,8 @@ def sync_method(endpoint: Endpoint) -> Wrapper:
     """The wrapper for a sync SDK method such as ``Client.chat`` or ``ollama.chat``."""
 
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if _in_traced_call.get():  # a wrapper of ours further out already traces this call
+            return wrapped(*args, **kwargs)
         return _run(_start(endpoint, instance, endpoint.arguments(args, kwargs)), wrapped, args, kwargs)
 
     return wrapper
@@ -118,6 +120,8 @@ def async_method(endpoint: Endpoint) -> Wrapper:
     """The wrapper for an ``AsyncClient`` method; returns a coroutine, as the original does."""
 
     async def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if _in_traced_call.get():  # a wrapper of ours further out already traces this call
+            return await wrapped(*args, **kwargs)
         return await _run_async(_start(endpoint, instance, endpoint.arguments(args, kwargs)), wrapped, args, kwargs)
 
     return wrapper

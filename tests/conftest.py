@@ -23,6 +23,10 @@ os.environ["MLFLOW_MODEL_CATALOG_URI"] = ""
 # flush costs about a second per test. The default asynchronous path is exercised by the tests
 # that run in subprocesses (test_lifecycle.py) with the user's defaults.
 os.environ["MLFLOW_ENABLE_ASYNC_TRACE_LOGGING"] = "false"
+# Synchronous export means every thread of a concurrency test writes to sqlite at once; MLflow's
+# default pool (5 + 10 overflow, 30 s wait) then drops traces. Size it for 32 writers.
+os.environ["MLFLOW_SQLALCHEMYSTORE_POOL_SIZE"] = "40"
+os.environ["MLFLOW_SQLALCHEMYSTORE_MAX_OVERFLOW"] = "10"
 os.environ["MLFLOW_OLLAMA_STRICT"] = "true"
 os.environ.pop("MLFLOW_OLLAMA_AUTOLOG", None)
 os.environ.pop("OLLAMA_API_KEY", None)

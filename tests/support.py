@@ -43,3 +43,14 @@ def sdk_accepts(parameter: str) -> bool:
 
 def user(text: str) -> list[dict[str, str]]:
     return [{"role": "user", "content": text}]
+
+
+def sdk_takes_schema_format() -> bool:
+    """Whether the installed SDK accepts a JSON schema as ``format`` (ollama 0.4.3+)."""
+    from ollama._types import ChatRequest
+
+    try:
+        ChatRequest(model=MODEL, format={"type": "object"})
+    except ValueError:
+        return False
+    return True

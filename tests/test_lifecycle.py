@@ -222,3 +222,32 @@ def test_revert_before_import_means_import_patches_nothing() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False"
+
+
+def test_one_span_when_another_wrapper_sits_on_ours_across_revert_and_autolog(client: Any) -> None:
+    sdk_original = vars(ollama.Client)["chat"]
+    mlflow_ollama.autolog()
+
+    def other_tracer(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+        return wrapped(*args, **kwargs)
+
+    parent, attribute, original = wrapt.resolve_path(ollama.Client, "chat")
+    setattr(parent, attribute, wrapt.FunctionWrapper(original, other_tracer))
+    try:
+        mlflow_ollama.revert()  # ours is under theirs: left in place, inert
+        mlflow_ollama.autolog()  # a new wrapper on top of theirs; the old one wakes up too
+        client.chat(model=MODEL, messages=user("x"))
+        assert len(chat_spans(only_trace())) == 1
+    finally:
+        mlflow_ollama.revert()
+        ollama.Client.chat = sdk_original  # type: ignore[method-assign]  # theirs and our inert one
+
+
+def test_a_module_level_shim_does_not_decide_the_recorded_argument_names(
+    client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ollama, "chat", lambda *args, **kwargs: client.chat(*args, **kwargs))
+    mlflow_ollama.autolog()
+    client.chat(MODEL, user("positional"))
+    [span] = chat_spans(only_trace())
+    assert span.inputs == {"model": MODEL, "messages": user("positional")}

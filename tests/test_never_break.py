@@ -162,3 +162,28 @@ def test_odd_inputs_never_break_the_call(messages: Any, client: Any, monkeypatch
         got = type(exc)
     assert got == expected
     assert len(traces()) == 1
+
+
+def test_a_stream_that_is_not_a_generator_still_reaches_the_caller(
+    client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A test double of the user's may make ``_request`` return a list: tracing must cope."""
+    mlflow_ollama.revert()
+    chunks = [ollama.ChatResponse(model=MODEL, message=ollama.Message(role="assistant", content="a"), done=True)]
+    monkeypatch.setattr(ollama.Client, "_request", lambda self, *a, **k: list(chunks))
+    mlflow_ollama.autolog()
+    assert list(client.chat(model=MODEL, messages=user("x"), stream=True)) == chunks
+    monkeypatch.undo()
+    [span] = chat_spans(traces()[0])
+    assert span.attributes["ollama.stream.end"] == "complete"
+
+
+def test_a_fault_after_the_span_opened_still_ends_it(client: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mlflow_ollama import _spans
+
+    before = _open_traces()
+    monkeypatch.setattr(_spans, "_with_references", _boom)
+    image = b"\x89PNG\r\n\x1a\n" + bytes(32)
+    response = client.chat(model=MODEL, messages=[{"role": "user", "content": "x", "images": [image]}])
+    assert response.message.content == "You said: x"
+    assert _open_traces() == before

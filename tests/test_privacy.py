@@ -13,7 +13,7 @@ import pytest
 
 import mlflow_ollama
 from mlflow_ollama.testing import OllamaDouble, Reply
-from support import MODEL, base_name, only_trace, traces
+from support import MODEL, base_name, only_trace, sdk_takes_schema_format, traces
 
 CANARY = "Zebracanary"  # capitalised: the toy model passes it on as a tool-call argument
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
@@ -117,3 +117,16 @@ def test_with_content_on_the_canary_is_recorded(server: OllamaDouble) -> None:
     mlflow_ollama.autolog()
     _everything(server)
     assert CANARY in only_trace().to_json()
+
+
+@pytest.mark.skipif(not sdk_takes_schema_format(), reason="format= takes a JSON schema from ollama 0.4.3")
+def test_a_format_schema_is_not_logged_but_tool_definitions_are(server: OllamaDouble) -> None:
+    mlflow_ollama.autolog(log_content=False)
+    schema = {"type": "object", "description": f"Extract {CANARY}'s diagnosis", "enum": [CANARY]}
+    ollama.Client(host=server.url).chat(
+        model=MODEL, messages=[{"role": "user", "content": "x"}], format=schema, tools=[get_weather]
+    )
+    span = only_trace().data.spans[0]
+    assert CANARY not in only_trace().to_json()
+    assert span.inputs["format"]["description"] == "[not logged]"
+    assert span.inputs["tools"][0]["function"]["description"] == "Get the current weather for a city."

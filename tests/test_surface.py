@@ -17,7 +17,7 @@ from mlflow.entities import SpanType
 
 import mlflow_ollama
 from mlflow_ollama.testing import OllamaDouble
-from support import MODEL, base_name, only_trace, sdk_accepts, traces, user
+from support import MODEL, base_name, only_trace, sdk_accepts, sdk_takes_schema_format, traces, user
 
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 8
 
@@ -234,17 +234,7 @@ def test_a_bad_image_path_raises_the_sdks_error_and_the_span_records_it(server: 
 # --- request options --------------------------------------------------------------------------------
 
 
-def _sdk_takes_schema_format() -> bool:
-    from ollama._types import ChatRequest
-
-    try:
-        ChatRequest(model=MODEL, format={"type": "object"})
-    except ValueError:
-        return False
-    return True
-
-
-@pytest.mark.skipif(not _sdk_takes_schema_format(), reason="format= takes a JSON schema from ollama 0.4.3")
+@pytest.mark.skipif(not sdk_takes_schema_format(), reason="format= takes a JSON schema from ollama 0.4.3")
 def test_options_format_and_keep_alive_are_recorded_as_given(server: OllamaDouble) -> None:
     schema = {"type": "object", "properties": {"answer": {"type": "string"}}, "required": ["answer"]}
     ollama.Client(host=server.url).chat(
