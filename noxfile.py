@@ -85,3 +85,8 @@ def bench(session: nox.Session) -> None:
     """The benchmarks; their results are written into docs/benchmarks/."""
     session.install("-e", ".[mlflow]")
     session.run("python", "benchmarks/stream_overhead.py", "--output", "docs/benchmarks/streaming.md", *session.posargs)
+    soak = "docs/benchmarks/soak.md"
+    if os.path.exists(soak):
+        os.remove(soak)  # the soak appends one table per run
+    session.run("python", "benchmarks/soak.py", "--seconds", "60", "--output", soak)
+    session.run("python", "benchmarks/soak.py", "--seconds", "60", "--pause", "0.25", "--output", soak)
