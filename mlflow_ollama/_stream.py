@@ -151,23 +151,22 @@ class StreamState:
 
     def finish(self, how: str) -> None:
         """End the span without error: ``how`` is ``complete``, ``closed``, ``cancelled`` or ``abandoned``."""
-        if self.ended:
-            return
-        self.ended = True
-        response = self._response_or_none()
-        try:
-            self.call.succeed(response, extra=self._attributes(how))
-        except Exception as exc:
-            report("record a stream", exc)
+        self._end(how, None)
 
     def fail(self, error: BaseException) -> None:
         """End the span with ERROR, keeping what had arrived."""
+        self._end("error", error)
+
+    def _end(self, how: str, error: BaseException | None) -> None:
         if self.ended:
             return
         self.ended = True
         response = self._response_or_none()
         try:
-            self.call.fail(error, partial=response, extra=self._attributes("error"))
+            if error is None:
+                self.call.succeed(response, extra=self._attributes(how))
+            else:
+                self.call.fail(error, partial=response, extra=self._attributes(how))
         except Exception as exc:
             report("record a stream", exc)
 
