@@ -1,12 +1,12 @@
 """MLflow Tracing for the official ``ollama`` Python SDK.
 
-.. code-block:: python
+```python
+import mlflow_ollama
 
-    import mlflow_ollama
-
-    mlflow_ollama.autolog()  # once, at startup
-    # every ollama.chat / Client.chat / AsyncClient.chat call is now an MLflow span
-    mlflow_ollama.revert()  # the original functions are back
+mlflow_ollama.autolog()  # once, at startup
+# every ollama.chat / Client.chat / AsyncClient.chat call is now an MLflow span
+mlflow_ollama.revert()  # the original functions are back
+```
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ def autolog(
     Args:
         log_traces: If False, calls are not traced (same as ``disable=True`` here, since traces
             are all this integration logs).
-        disable: If True, remove the patches, like :func:`revert`.
+        disable: If True, remove the patches, like ``revert()``.
         silent: If True, the plugin's own warnings are logged at debug level.
         log_embeddings: If True, embedding spans record the vectors themselves; by default only
             how many there are and their dimension (a 100 x 4096 batch is megabytes).
@@ -76,7 +76,7 @@ def revert() -> None:
     """Remove the patches: the SDK's original functions are back, as the same objects.
 
     A patched function you kept a reference to while autolog was on stops tracing too. Does
-    nothing when nothing is patched; :func:`autolog` afterwards works again.
+    nothing when nothing is patched; ``autolog()`` afterwards works again.
     """
     settings.active = False
     _patch.uninstall()

@@ -363,7 +363,12 @@ class _Server(ThreadingHTTPServer):
 
 
 class OllamaDouble:
-    """An Ollama server double on a free loopback port; use it as a context manager."""
+    """An Ollama server double on a free loopback port; use it as a context manager.
+
+    Args:
+        host: The address to listen on.
+        port: The port to listen on; 0 picks a free one.
+    """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         self._address = (host, port)
@@ -372,6 +377,7 @@ class OllamaDouble:
         self._lock = threading.Lock()
         self._script: deque[Reply | Failure] = deque()
         self.requests: list[RecordedRequest] = []
+        """Every request received so far, in order."""
 
     @property
     def url(self) -> str:
@@ -386,12 +392,14 @@ class OllamaDouble:
             self._script.extend(replies)
 
     def start(self) -> OllamaDouble:
+        """Start serving in a daemon thread; returns the double itself."""
         self._server = _Server(self._address, self)
         self._thread = threading.Thread(target=self._server.serve_forever, name="ollama-double", daemon=True)
         self._thread.start()
         return self
 
     def stop(self) -> None:
+        """Stop serving and close the socket. Does nothing if not running."""
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
