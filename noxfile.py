@@ -1,4 +1,4 @@
-"""Development sessions: ``nox`` runs the test matrix, lint and type checks; ``nox -s demo`` the demo.
+"""Development sessions: ``nox`` runs the test matrix, lint, type checks and the docs build; ``nox -s demo`` the demo.
 
 Interpreters that are not installed are skipped, not failed. On the project's CI machines the
 extra Pythons live in pyenv; ``.ci/run`` exposes them through ``PYENV_VERSION``.
@@ -7,12 +7,13 @@ extra Pythons live in pyenv; ``.ci/run`` exposes them through ``PYENV_VERSION``.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import nox
 
 nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.error_on_missing_interpreters = False
-nox.options.sessions = ["tests", "lint", "typecheck"]
+nox.options.sessions = ["tests", "lint", "typecheck", "docs"]
 # Use the interpreters that are installed; never download one.
 os.environ.setdefault("UV_PYTHON_DOWNLOADS", "never")
 
@@ -43,6 +44,8 @@ MIDDLE = [
 ]
 PINS = {"oldest": OLDEST, "middle": MIDDLE, "latest": []}
 TEST_DEPS = ["pytest>=8"]
+# ruff formats the signatures in the API reference.
+DOCS_DEPS = ["mkdocs>=1.6", "mkdocs-material>=9.5", "mkdocstrings[python]>=0.26", "ruff>=0.6"]
 _PRINT_VERSIONS = (
     "import importlib.metadata as m; "
     "print(*(f'{d} {m.version(d)}' for d in ('ollama', 'mlflow', 'mlflow-tracing', 'wrapt', 'opentelemetry-sdk')))"
@@ -71,6 +74,15 @@ def typecheck(session: nox.Session) -> None:
     """mypy --strict over the package, the tests and this file."""
     session.install("-e", ".[mlflow]", "mypy>=1.11", *TEST_DEPS, "nox")
     session.run("mypy", "mlflow_ollama", "tests", "noxfile.py", "docs/examples", "benchmarks")
+
+
+@nox.session(python="3.11")
+def docs(session: nox.Session) -> None:
+    """The documentation, built with mkdocs --strict: any warning (a broken link, a bad docstring) fails."""
+    session.install("-e", ".[mlflow]", *DOCS_DEPS)
+    site = str(Path(session.create_tmp()) / "site")
+    # NO_MKDOCS_2_WARNING: mkdocs-material's end-of-life banner, printed on every build.
+    session.run("mkdocs", "build", "--strict", "--site-dir", site, *session.posargs, env={"NO_MKDOCS_2_WARNING": "1"})
 
 
 @nox.session(python="3.11")
