@@ -13,7 +13,7 @@ import nox
 
 nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.error_on_missing_interpreters = False
-nox.options.sessions = ["tests", "lint", "typecheck", "docs"]
+nox.options.sessions = ["tests", "e2e", "lint", "typecheck", "docs"]
 # Use the interpreters that are installed; never download one.
 os.environ.setdefault("UV_PYTHON_DOWNLOADS", "never")
 
@@ -45,6 +45,14 @@ MIDDLE = [
 PINS = {"oldest": OLDEST, "middle": MIDDLE, "latest": []}
 TEST_DEPS = ["pytest>=8"]
 # ruff formats the signatures in the API reference.
+# The real parts of the end-to-end tests: a browser driver, a Jupyter kernel, an OTLP exporter.
+E2E_DEPS = [
+    "playwright>=1.45",
+    "nbclient>=0.10",
+    "nbformat>=5.10",
+    "ipykernel>=6.29",
+    "opentelemetry-exporter-otlp-proto-http",
+]
 DOCS_DEPS = ["mkdocs>=1.6", "mkdocs-material>=9.5", "mkdocstrings[python]>=0.26", "ruff>=0.6"]
 _PRINT_VERSIONS = (
     "import importlib.metadata as m; "
@@ -58,7 +66,27 @@ def tests(session: nox.Session, deps: str) -> None:
     """The test suite, against the oldest supported releases, one in between, or the newest."""
     session.install("-e", ".[mlflow]", *TEST_DEPS, *PINS[deps])
     session.run("python", "-c", _PRINT_VERSIONS)
-    session.run("pytest", *session.posargs)
+    session.run("pytest", *(session.posargs or ["--ignore=tests/e2e"]))
+
+
+@nox.session(python="3.11")
+def e2e(session: nox.Session) -> None:
+    """Real parts: an ``mlflow server`` process, the MLflow UI in Chromium, a Jupyter kernel, OTLP.
+
+    Every part these tests use is installed here, so none may skip, with one exception: Chromium
+    comes from the system (Debian's ``chromium``; Playwright's own download does not work on our
+    machines). ``.ci/run`` installs it and sets ``MLFLOW_OLLAMA_REQUIRE_BROWSER=1``; elsewhere the
+    browser tests skip, saying why, when no Chromium is found.
+    """
+    session.install("-e", ".[mlflow]", *TEST_DEPS, *E2E_DEPS)
+    session.run("python", "-c", _PRINT_VERSIONS)
+    # The lightweight install, mlflow-tracing without mlflow, in an environment of its own.
+    tracing_only = Path(session.create_tmp()) / "tracing-only"
+    session.run("python", "-m", "venv", "--clear", str(tracing_only))
+    python = str(tracing_only / ("Scripts/python.exe" if os.name == "nt" else "bin/python"))
+    session.run(python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-e", ".", external=True)
+    env = {"MLFLOW_OLLAMA_E2E_REQUIRED": "1", "MLFLOW_OLLAMA_TRACING_ONLY_PYTHON": python}
+    session.run("pytest", "tests/e2e", *session.posargs, env=env)
 
 
 @nox.session(python="3.11")

@@ -1,0 +1,148 @@
+"""Real parts for the end-to-end tests: an ``mlflow server`` process, and the traced app run as a process.
+
+These tests need more than the unit suite (a server, a browser, a Jupyter kernel); ``nox -s e2e``
+installs all of it. Where a part is missing, its tests skip, unless ``MLFLOW_OLLAMA_E2E_REQUIRED``
+is set (the nox session sets it), in which case they fail: CI never passes by skipping.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mlflow import MlflowClient
+
+from mlflow_ollama.testing import OllamaDouble
+
+APP = Path(__file__).with_name("app.py")
+REQUIRED = os.environ.get("MLFLOW_OLLAMA_E2E_REQUIRED", "").lower() in ("1", "true", "yes")
+# The app's environment starts from ours minus everything the unit suite set up for itself.
+_OURS = (
+    "MLFLOW_TRACKING_URI",
+    "MLFLOW_ENABLE_ASYNC_TRACE_LOGGING",
+    "MLFLOW_SQLALCHEMYSTORE_POOL_SIZE",
+    "MLFLOW_SQLALCHEMYSTORE_MAX_OVERFLOW",
+    "MLFLOW_EXPERIMENT_ID",
+    "MLFLOW_EXPERIMENT_NAME",
+)
+
+
+def need(condition: bool, reason: str) -> None:
+    """Skip when a part of the environment is missing; fail instead when the run requires it."""
+    if condition:
+        return
+    if REQUIRED:
+        pytest.fail(f"{reason} (MLFLOW_OLLAMA_E2E_REQUIRED is set)")
+    pytest.skip(reason)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class MlflowServer:
+    """A running ``mlflow server``: its URL, and a client that reads through its REST API."""
+
+    url: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    @property
+    def client(self) -> MlflowClient:
+        return MlflowClient(tracking_uri=self.url)
+
+    def new_experiment(self) -> str:
+        return str(self.client.create_experiment(f"e2e-{uuid.uuid4().hex[:12]}"))
+
+
+def _wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"mlflow server exited with {process.returncode}:\n{log.read_text()[-4000:]}")
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.25)
+    raise RuntimeError(f"mlflow server not healthy after {timeout:.0f} s:\n{log.read_text()[-4000:]}")
+
+
+@contextlib.contextmanager
+def start_mlflow_server() -> Iterator[MlflowServer]:
+    """Start ``mlflow server`` on a free loopback port with a sqlite store in a temp dir; stop it after."""
+    mlflow_cli = shutil.which("mlflow", path=os.path.dirname(sys.executable))
+    need(mlflow_cli is not None, "the full `mlflow` package (for `mlflow server`) is not installed")
+    assert mlflow_cli is not None
+    root = Path(tempfile.mkdtemp(prefix="mlflow-ollama-server-"))
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = root / "server.log"
+    env = {k: v for k, v in os.environ.items() if k not in _OURS}
+    store, artifacts = f"sqlite:///{root / 'mlflow.db'}", str(root / "artifacts")
+    command = [mlflow_cli, "server", "--backend-store-uri", store, "--artifacts-destination", artifacts]
+    command += ["--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    with log.open("wb") as out:
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=root)
+    try:
+        _wait_healthy(url, process, log, timeout=180)
+        yield MlflowServer(url=url, process=process, log=log)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@dataclass
+class AppRun:
+    trace_ids: dict[str, str]
+    seconds: dict[str, float]
+    flush_seconds: float
+    stderr: str
+
+
+def run_app(
+    double: OllamaDouble,
+    env: Mapping[str, str],
+    scenarios: list[str] | None = None,
+    python: str = sys.executable,
+    timeout: float = 300,
+) -> AppRun:
+    """Run ``app.py`` as a separate process, configured only through ``env``, like a user's app."""
+    full_env = {k: v for k, v in os.environ.items() if k not in _OURS}
+    full_env.update({"OLLAMA_HOST": double.url, "MLFLOW_OLLAMA_STRICT": "true", **env})
+    done = subprocess.run(
+        [python, str(APP), *(scenarios or [])],
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=tempfile.mkdtemp(prefix="mlflow-ollama-app-"),
+    )
+    assert done.returncode == 0, f"app failed ({done.returncode}):\n{done.stdout}\n{done.stderr[-6000:]}"
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    assert all(result["trace_ids"].values()), f"a scenario left no trace: {result}"
+    return AppRun(result["trace_ids"], result["seconds"], result["flush_seconds"], done.stderr)
