@@ -1,0 +1,82 @@
+"""OTLP: with ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` set, MLflow exports our spans to any OpenTelemetry
+backend. Here the backend is a loopback OTLP/HTTP receiver, and the app a separate process."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mlflow import MlflowClient
+
+from mlflow_ollama.testing import OllamaDouble
+
+from .parts import OtlpReceiver, run_app
+
+SCENARIOS = ["chat", "chat_stream", "tool_loop", "generate", "embed"]
+
+
+@pytest.fixture(scope="module")
+def exported(server: OllamaDouble) -> tuple[OtlpReceiver, dict[str, Any]]:
+    """Spans the receiver got from the app, and the same app's traces in a local sqlite store."""
+    local_uri = f"sqlite:///{Path(tempfile.mkdtemp(prefix='mlflow-ollama-otlp-')) / 'mlflow.db'}"
+    with OtlpReceiver() as receiver:
+        env = {
+            "MLFLOW_TRACKING_URI": local_uri,
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": receiver.endpoint,
+            "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "http/protobuf",
+        }
+        run_app(server, env, SCENARIOS, expect_trace_ids=False)  # the exporter flushes when the app exits
+    baseline = run_app(server, {"MLFLOW_TRACKING_URI": local_uri}, SCENARIOS)
+    client = MlflowClient(tracking_uri=local_uri)
+    return receiver, {name: client.get_trace(tid) for name, tid in baseline.trace_ids.items()}
+
+
+def test_otlp_receives_every_span(exported: tuple[OtlpReceiver, dict[str, Any]]) -> None:
+    receiver, local = exported
+    names = sorted(span.name for span in receiver.spans)
+    expected = sorted(span.name for trace in local.values() for span in trace.data.spans)
+    assert names == expected
+
+
+def test_otlp_spans_carry_the_chat_attributes(exported: tuple[OtlpReceiver, dict[str, Any]]) -> None:
+    receiver, _ = exported
+    chats = [receiver.attributes(s) for s in receiver.spans if s.name == "ollama.chat"]
+    assert len(chats) == 4  # chat, chat_stream, and the two calls of the tool loop
+    for attributes in chats:
+        assert json.loads(attributes["mlflow.spanType"]) == "CHAT_MODEL"
+        messages = json.loads(attributes["mlflow.chat.messages"])
+        assert messages[-1]["role"] == "assistant"
+        usage = json.loads(attributes["mlflow.chat.tokenUsage"])
+        assert usage["total_tokens"] == usage["input_tokens"] + usage["output_tokens"] > 0
+    with_tools = [a for a in chats if "mlflow.chat.tools" in a]
+    assert len(with_tools) == 2
+    assert json.loads(with_tools[0]["mlflow.chat.tools"])[0]["function"]["name"] == "get_weather"
+    streamed = [a for a in chats if "ollama.stream.chunks" in a]
+    assert len(streamed) == 1
+    assert json.loads(streamed[0]["ollama.stream.end"]) == "complete"
+
+
+def test_otlp_attributes_equal_the_stored_ones(exported: tuple[OtlpReceiver, dict[str, Any]]) -> None:
+    """Apart from ids and timings, what reaches an OTLP backend is what the MLflow store keeps."""
+    receiver, local = exported
+    volatile = {"mlflow.traceRequestId", "ollama.time_to_first_token_ns"}
+
+    def comparable(attributes: dict[str, Any]) -> list[tuple[str, Any]]:
+        return sorted(
+            (k, v)
+            for k, v in attributes.items()
+            if k.startswith(("mlflow.chat", "ollama.", "mlflow.span")) and k not in volatile
+        )
+
+    got = sorted(
+        json.dumps(
+            comparable({k: json.loads(v) for k, v in receiver.attributes(s).items() if isinstance(v, str)}),
+            sort_keys=True,
+        )
+        for s in receiver.spans
+    )
+    stored = sorted(json.dumps(comparable(s.attributes), sort_keys=True) for t in local.values() for s in t.data.spans)
+    assert got == stored
