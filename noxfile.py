@@ -20,8 +20,8 @@ os.environ.setdefault("UV_PYTHON_DOWNLOADS", "never")
 PYTHONS = ["3.10", "3.11", "3.12", "3.13"]
 
 # The oldest releases we support, as declared in pyproject.toml. MLflow 3.0 to 3.3 fail to end
-# spans with the opentelemetry-sdk of today ('...SpanProcessor' object has no attribute
-# '_shutdown'), whoever calls them, so the oldest set also pins OpenTelemetry of MLflow 3.0's time;
+# spans with opentelemetry-sdk 1.45+ ('...SpanProcessor' object has no attribute '_shutdown'),
+# whoever calls them, so the oldest set also pins OpenTelemetry of MLflow 3.0's time;
 # and MLflow 3.0's sqlite store imports a pool class that SQLAlchemy 2.1 removed.
 OLDEST = [
     "ollama==0.4.0",

@@ -11,7 +11,7 @@ mlflow_ollama.revert()  # the original functions are back
 
 from __future__ import annotations
 
-from mlflow_ollama import _patch
+from mlflow_ollama import _compat, _patch
 from mlflow_ollama._config import AUTOLOG_ENV, LOG_CONTENT_ENV, STRICT_ENV, settings
 
 __all__ = ["AUTOLOG_ENV", "LOG_CONTENT_ENV", "STRICT_ENV", "autolog", "revert"]
@@ -68,6 +68,7 @@ def autolog(
     if disable or not log_traces:
         revert()
         return
+    _compat.check_installed()
     settings.active = True
     _patch.install_when_imported()
 
