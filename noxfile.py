@@ -130,3 +130,5 @@ def bench(session: nox.Session) -> None:
         os.remove(soak)  # the soak appends one table per run
     session.run("python", "benchmarks/soak.py", "--seconds", "60", "--output", soak)
     session.run("python", "benchmarks/soak.py", "--seconds", "60", "--pause", "0.25", "--output", soak)
+    unreachable = "docs/benchmarks/unreachable.md"
+    session.run("python", "benchmarks/unreachable_server.py", "--output", unreachable)
