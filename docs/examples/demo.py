@@ -106,8 +106,12 @@ def main() -> int:
     for trace_id in trace_ids:
         _print_tree(mlflow.get_trace(trace_id))
     uri = mlflow.get_tracking_uri()
-    print(f"\nOpen them in the MLflow UI:\n   mlflow ui --backend-store-uri {uri}")
-    print(f"   then http://127.0.0.1:5000/#/experiments/{experiment.experiment_id}/traces")
+    page = f"#/experiments/{experiment.experiment_id}/traces"
+    if uri.startswith(("http://", "https://")):  # a tracking server serves the UI itself
+        print(f"\nOpen them in the MLflow UI:\n   {uri.rstrip('/')}/{page}")
+    else:
+        print(f"\nOpen them in the MLflow UI:\n   mlflow ui --backend-store-uri {uri}")
+        print(f"   then http://127.0.0.1:5000/{page}")
     if double is not None:
         double.stop()
     return 0
