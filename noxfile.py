@@ -81,7 +81,7 @@ def e2e(session: nox.Session) -> None:
     session.install("-e", ".[mlflow]", *TEST_DEPS, *E2E_DEPS)
     session.run("python", "-c", _PRINT_VERSIONS)
     # The lightweight install, mlflow-tracing without mlflow, in an environment of its own.
-    tracing_only = Path(session.create_tmp()) / "tracing-only"
+    tracing_only = Path(session.create_tmp()).resolve() / "tracing-only"
     session.run("python", "-m", "venv", "--clear", str(tracing_only))
     python = str(tracing_only / ("Scripts/python.exe" if os.name == "nt" else "bin/python"))
     session.run(python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-e", ".", external=True)
