@@ -50,9 +50,10 @@ class Settings:
 
 settings = Settings()
 
-# Parsed values of the switches, keyed by variable and raw text, so the per-call cost is one
-# ``os.environ.get`` and one dict lookup. Invalid values count as on and are warned about once.
-_parsed: dict[tuple[str, str], bool] = {}
+# Parsed values of the switches, keyed by variable and raw value, so the per-call cost is one
+# dict lookup for the value and one for its meaning. Invalid values count as on and are warned
+# about once.
+_parsed: dict[tuple[str, object], bool] = {}
 
 
 def _parse(name: str, raw: str, what: str) -> bool:
@@ -70,12 +71,32 @@ def _parse(name: str, raw: str, what: str) -> bool:
     return result
 
 
+def _encoded(name: str) -> object:
+    encode = getattr(os.environ, "encodekey", None)
+    return encode(name) if encode is not None else name
+
+
+_KEYS = {name: _encoded(name) for name in (AUTOLOG_ENV, LOG_CONTENT_ENV)}
+
+
 def _switch(name: str, what: str) -> bool:
-    raw = os.environ.get(name)
+    # The raw value straight from the mapping behind os.environ (bytes on POSIX): ~0.05 µs against
+    # ~0.35 µs for os.environ.get(), which encodes the key and decodes the value on every call.
+    # It is the same mapping os.environ reads and writes, so a change is seen at the next call.
+    data = getattr(os.environ, "_data", None)
+    if data is None:  # os.environ replaced by a plain mapping
+        raw: object = os.environ.get(name)
+    else:
+        raw = data.get(_KEYS[name])
     if raw is None:
         return True
     cached = _parsed.get((name, raw))
-    return _parse(name, raw, what) if cached is None else cached
+    if cached is not None:
+        return cached
+    text = os.fsdecode(raw) if isinstance(raw, bytes) else str(raw)  # as os.environ decodes it
+    result = _parse(name, text, what)
+    _parsed[name, raw] = result
+    return result
 
 
 def tracing_enabled() -> bool:
