@@ -63,6 +63,7 @@ MAX_TEXT_CHARS = 262_144
 """Longer strings are cut, with a marker saying how much was left out: spans stay bounded."""
 
 _MAX_DEPTH = 32
+_PLAIN_CONTAINERS = (dict, list, tuple)
 
 
 def _dump(obj: Any, depth: int = 0, seen: frozenset[int] = frozenset()) -> Any:
@@ -84,7 +85,8 @@ def _dump(obj: Any, depth: int = 0, seen: frozenset[int] = frozenset()) -> Any:
     if id(obj) in seen:
         return "<recursive reference>"
     inner = seen | {id(obj)}
-    if hasattr(obj, "model_dump"):
+    # Plain containers first: hasattr() on them costs a failed attribute lookup each time.
+    if type(obj) not in _PLAIN_CONTAINERS and hasattr(obj, "model_dump"):
         try:
             obj = obj.model_dump(mode="python", exclude_none=True, by_alias=True)
         except Exception as exc:
