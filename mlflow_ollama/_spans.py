@@ -6,6 +6,7 @@ affected.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,6 +61,35 @@ class Endpoint:
         }
 
 
+_encode = json.JSONEncoder(ensure_ascii=False).encode
+
+
+def _set_attributes(span: Any, attributes: dict[str, Any]) -> None:
+    """``span.set_attributes(attributes)``, with the same result at about half the cost.
+
+    MLflow stores every attribute as JSON text, ``json.dumps(value, cls=TraceJSONEncoder,
+    ensure_ascii=False)``, building a new encoder per attribute, and hands them to the
+    OpenTelemetry span one at a time. Our values are JSON-ready already; for those one shared
+    plain encoder writes the very same text (TraceJSONEncoder only adds ``default`` for other
+    types), and the OpenTelemetry span takes them in one call. A value the plain encoder cannot
+    write, or a span that is not MLflow's live span, goes through MLflow as before.
+    """
+    otel_span = getattr(span, "_span", None) if isinstance(span, LiveSpan) else None
+    if otel_span is None:
+        span.set_attributes(attributes)
+        return
+    encoded: dict[str, str] = {}
+    rest: dict[str, Any] = {}
+    for key, value in attributes.items():
+        try:
+            encoded[key] = _encode(value)
+        except (TypeError, ValueError):
+            rest[key] = value
+    otel_span.set_attributes(encoded)
+    if rest:
+        span.set_attributes(rest)
+
+
 def _host(instance: Any) -> str | None:
     """``scheme://host:port`` of the client's server. Never userinfo, path or query."""
     url = getattr(getattr(instance, "_client", None), "base_url", None)
@@ -99,7 +129,7 @@ class TracedCall:
         attributes = self._attributes(source)
         if extra:
             attributes.update(extra)
-        self.span.set_attributes(attributes)
+        _set_attributes(self.span, attributes)
         if response is not None:
             self.span.set_outputs(outputs if self.log_content else m.without_content(outputs))
 
@@ -218,7 +248,7 @@ def start(endpoint: Endpoint, instance: Any, arguments: dict[str, Any]) -> Trace
     call = TracedCall(endpoint, span, inputs, log_content)
     try:
         span.set_inputs(inputs)
-        span.set_attributes(attributes)
+        _set_attributes(span, attributes)
         if attachments:  # MLflow stored the images and put references in the span; the chat view needs them too
             call.inputs = _with_references(inputs, span.trace_id)
     except Exception:
