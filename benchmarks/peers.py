@@ -110,6 +110,7 @@ CONFIGS = {
         Config("blog", "blog post's decorator (`mlflow.start_span`, inputs + outputs)", (*SYNC_CASES, "async")),
         Config("same_data", "bare `mlflow.start_span` wrapper, same data as mlflow_ollama", (*SYNC_CASES, "async")),
         Config("mlflow_trace", "`@mlflow.trace` around `Client.chat`", (*SYNC_CASES, "async")),
+        Config("bare_span", "floor: a bare MLflow span, nothing recorded", (*SYNC_CASES, "async")),
         Config("openllmetry", "OpenLLMetry (`opentelemetry-instrumentation-ollama`)", ALL_CASES),
         Config("openinference", "OpenInference (`openinference-instrumentation-ollama`)", ALL_CASES),
         Config("disabled", "mlflow_ollama, `MLFLOW_OLLAMA_AUTOLOG=false`", ("short",)),
@@ -117,8 +118,8 @@ CONFIGS = {
     )
 }
 OTLP_CONFIGS = list(CONFIGS)
-SQLITE_CONFIGS = ["untraced", "mlflow_ollama", "blog", "same_data", "mlflow_trace"]
-MLFLOW_CONFIGS = {"mlflow_ollama", "blog", "same_data", "mlflow_trace", "disabled", "reverted"}
+SQLITE_CONFIGS = ["untraced", "mlflow_ollama", "blog", "same_data", "mlflow_trace", "bare_span"]
+MLFLOW_CONFIGS = {"mlflow_ollama", "blog", "same_data", "mlflow_trace", "bare_span", "disabled", "reverted"}
 CALLS = {"short": 200, "history": 100, "stream": 6, "async": 3}
 """Calls per round and configuration (for ``async``: batches of 100 concurrent calls)."""
 SQLITE_CALLS = {"short": 60, "history": 40}
@@ -167,6 +168,33 @@ def _blog_decorator(function: Callable[..., Any]) -> Callable[..., Any]:
             response = function(self, *args, **kwargs)
             span.set_outputs(response)
             return response
+
+    return traced
+
+
+def _bare_span_decorator(function: Callable[..., Any]) -> Callable[..., Any]:
+    """MLflow's floor: a span started and ended around the call, recording nothing."""
+    import mlflow
+
+    if asyncio.iscoroutinefunction(function):
+
+        @functools.wraps(function)
+        async def traced_async(self: Any, *args: Any, **kwargs: Any) -> Any:
+            span = mlflow.start_span_no_context(name="ollama.chat", span_type="CHAT_MODEL")
+            try:
+                return await function(self, *args, **kwargs)
+            finally:
+                span.end()
+
+        return traced_async
+
+    @functools.wraps(function)
+    def traced(self: Any, *args: Any, **kwargs: Any) -> Any:
+        span = mlflow.start_span_no_context(name="ollama.chat", span_type="CHAT_MODEL")
+        try:
+            return function(self, *args, **kwargs)
+        finally:
+            span.end()
 
     return traced
 
@@ -297,6 +325,7 @@ def _setup(name: str, sink: str, mode: str) -> Callable[[], None]:
             decorators: dict[str, Callable[[Callable[..., Any]], Callable[..., Any]]] = {
                 "blog": _blog_decorator,
                 "same_data": _same_data_decorator,
+                "bare_span": _bare_span_decorator,
                 "mlflow_trace": lambda function: mlflow.trace(function, span_type="CHAT_MODEL"),
             }
             decorate = decorators[name]
@@ -483,6 +512,7 @@ def micro(mode: str, rounds: int) -> None:
                 mlflow_ollama.autolog()
                 mlflow_ollama.revert()
                 assert vars(ollama.Client)["chat"] is original
+                assert getattr(ollama.chat, "__func__", None) is original
             drain()
             gc.collect()
             timings = _median_us(run, calls, drain if drain_each else None)
@@ -751,6 +781,50 @@ def _micro_table(result: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _added(samples: Samples, case: str, name: str, per: int = 1) -> float:
+    return next(r.added_us for r in summarise(samples, case, [name], per))
+
+
+def goals(otlp: Samples, sqlite: Samples, micro_otlp: dict[str, Any]) -> list[str]:
+    """The issue's goals against this run's numbers."""
+    ours = _added(otlp, "short", "mlflow_ollama")
+    peers = {name: _added(otlp, "short", name) for name in ("openllmetry", "openinference", "blog", "mlflow_trace")}
+    best_peer = min(peers, key=lambda n: peers[n])
+    floor = _added(otlp, "short", "bare_span")
+    sqlite_vs = [
+        (case, _added(sqlite, case, "mlflow_ollama"), _added(sqlite, case, "same_data")) for case in SYNC_CASES
+    ]
+    per_chunk = _added(otlp, "stream", "mlflow_ollama", STREAM_CHUNKS)
+    stream_call = _added(otlp, "stream", "mlflow_ollama")
+    marginal = (stream_call - ours) / STREAM_CHUNKS
+    med = {k: statistics.median(v) for k, v in micro_otlp["rounds"].items()}
+    disabled = med["disabled"] - med["sdk"]
+    yes = {True: "**met**", False: "**not met**"}
+    lines = [
+        "| goal | this run | |",
+        "|---|---|---|",
+        f"| OTLP: median added per non-streamed call below every peer | ours {ours:+.0f} µs; fastest other "
+        f"{CONFIGS[best_peer].label} {peers[best_peer]:+.0f} µs; a bare MLflow span alone {floor:+.0f} µs "
+        f"| {yes[ours < min(peers.values())]} |",
+    ]
+    for case, mine, theirs in sqlite_vs:
+        lines.append(
+            f"| sqlite: within 10% of a bare `mlflow.start_span` wrapper recording the same data ({case}) "
+            f"| ours {mine:+.0f} µs, wrapper {theirs:+.0f} µs: {(mine / theirs - 1) * 100:+.1f}% "
+            f"| {yes[mine <= theirs * 1.1]} |"
+        )
+    lines += [
+        f"| streaming: at most 1 µs per chunk | {per_chunk:+.2f} µs per chunk all in; {marginal:+.2f} µs per chunk "
+        f"after taking off the short call's added time ({ours:+.0f} µs) | {yes[marginal <= 1.0]} |",
+        f"| disabled path: at most 2 µs per call | {disabled:+.2f} µs in process "
+        f"(loopback: {_added(otlp, 'short', 'disabled'):+.1f} µs, within noise) | {yes[disabled <= 2]} |",
+        "| after `revert()`: zero | `Client.chat` and `ollama.chat` are the original functions (checked in both "
+        f"processes; the run stops otherwise); {med['reverted'] - med['sdk']:+.2f} µs in process, i.e. noise "
+        "| **met** |",
+    ]
+    return lines
+
+
 def report(rounds: int, micro_rounds: int, log: Any) -> str:
     global _SINK_URL
     double = subprocess.Popen([sys.executable, "-m", "mlflow_ollama.testing"], stdout=subprocess.PIPE, text=True)
@@ -774,7 +848,7 @@ def report(rounds: int, micro_rounds: int, log: Any) -> str:
         sink.shutdown()
     elapsed = time.monotonic() - started
 
-    main = ["mlflow_ollama", "blog", "same_data", "mlflow_trace", "openllmetry", "openinference"]
+    main = ["mlflow_ollama", "blog", "same_data", "mlflow_trace", "bare_span", "openllmetry", "openinference"]
     lines = [
         "# Tracing overhead, side by side",
         "",
@@ -785,6 +859,10 @@ def report(rounds: int, micro_rounds: int, log: Any) -> str:
         f"{platform.system()} {platform.release()}, Python {platform.python_version()}; the run took {elapsed:.0f} s.",
         "",
         f"Versions: {_versions()}.",
+        "",
+        "## Goals (issue 7)",
+        "",
+        *goals(otlp, sqlite, micro_otlp),
         "",
         f"{rounds} interleaved rounds after a warm-up round; each configuration in its own process; "
         "latency seen by the caller; untraced is the same calls in a process with no tracing at all.",
