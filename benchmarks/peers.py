@@ -435,6 +435,57 @@ def _median_us(run: Callable[[], Any], calls: int, drain: Callable[[], None] | N
     return [t / 1e3 for t in timings]
 
 
+def _stream_per_chunk(rounds: int, original: Any, drain: Callable[[], None]) -> dict[str, float]:
+    """Our work per streamed chunk, without HTTP: the same chunk objects through a bare generator
+    and through our traced stream, less a traced stream of one chunk (the span's own cost)."""
+    import ollama
+
+    from mlflow_ollama import _patch, _spans, _stream
+
+    endpoint = _patch._endpoint("chat", original)
+
+    def chunk(done: bool) -> Any:
+        message = ollama.Message(role="assistant", content="" if done else "tok ")
+        fields: dict[str, Any] = {"model": MODEL, "created_at": "2026-01-01T00:00:00Z", "message": message}
+        if done:
+            fields.update(done=True, done_reason="stop", prompt_eval_count=10, eval_count=10)
+        return ollama.ChatResponse(**fields)
+
+    items = [chunk(False) for _ in range(STREAM_CHUNKS * 10)] + [chunk(True)]
+
+    def start() -> Any:
+        return _spans.start(endpoint, None, {"model": MODEL, "messages": SHORT})
+
+    def plain() -> None:
+        for _ in (c for c in items):
+            pass
+
+    def traced() -> None:
+        for _ in _stream.traced_stream(start(), (c for c in items)):
+            pass
+
+    def fixed() -> None:
+        for _ in _stream.traced_stream(start(), (c for c in items[-1:])):
+            pass
+
+    times: dict[str, list[float]] = {"plain": [], "traced": [], "fixed": []}
+    runs = {"plain": plain, "traced": traced, "fixed": fixed}
+    for round_ in range(3 * rounds + 1):
+        for name, run in runs.items():
+            drain()
+            gc.collect()
+            started = time.perf_counter_ns()
+            run()
+            if round_:
+                times[name].append((time.perf_counter_ns() - started) / 1e3)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    return {
+        "chunks": len(items) - 1,
+        "per_chunk_us": (med["traced"] - med["fixed"] - med["plain"]) / (len(items) - 1),
+        "span_us": med["fixed"],
+    }
+
+
 _OUR_ATTRIBUTES = ("mlflow.chat.", "mlflow.llm.", "mlflow.message.", "ollama.")
 
 
@@ -493,33 +544,53 @@ def micro(mode: str, rounds: int) -> None:
     calls = 100 if sqlite else 2_000
     variants: dict[str, tuple[Callable[[], Any], bool]] = {
         "sdk": (call, False),
-        "disabled": (call, False),
-        "reverted": (call, False),
         "bare_span": (bare_span, sqlite),
         "span_same_data": (span_same_data, sqlite),
         "mlflow_ollama": (call, sqlite),
     }
     results: dict[str, list[float]] = {k: [] for k in variants}
+
+    def enter(variant: str) -> None:
+        if variant in ("disabled", "mlflow_ollama"):
+            mlflow_ollama.autolog()
+            os.environ["MLFLOW_OLLAMA_AUTOLOG"] = "false" if variant == "disabled" else "true"
+        elif variant == "reverted":
+            mlflow_ollama.autolog()
+            mlflow_ollama.revert()
+            assert vars(ollama.Client)["chat"] is original
+            assert getattr(ollama.chat, "__func__", None) is original
+
+    def leave() -> None:
+        mlflow_ollama.revert()
+        os.environ.pop("MLFLOW_OLLAMA_AUTOLOG", None)
+
     for round_ in range(rounds + 1):  # round 0 warms up
         order = list(variants)
         random.shuffle(order)
         for variant in order:
             run, drain_each = variants[variant]
-            if variant in ("disabled", "mlflow_ollama"):
-                mlflow_ollama.autolog()
-                os.environ["MLFLOW_OLLAMA_AUTOLOG"] = "false" if variant == "disabled" else "true"
-            elif variant == "reverted":
-                mlflow_ollama.autolog()
-                mlflow_ollama.revert()
-                assert vars(ollama.Client)["chat"] is original
-                assert getattr(ollama.chat, "__func__", None) is original
+            enter(variant)
             drain()
             gc.collect()
             timings = _median_us(run, calls, drain if drain_each else None)
             if round_:
                 results[variant].append(statistics.median(timings))
-            mlflow_ollama.revert()
-            os.environ.pop("MLFLOW_OLLAMA_AUTOLOG", None)
+            leave()
+
+    # The paths that should cost (next to) nothing: many short blocks, the three alternating, so
+    # that drifts of the machine hit all three alike. Nothing is exported here.
+    cheap: dict[str, list[float]] = {"sdk": [], "disabled": [], "reverted": []}
+    for _ in range(10 * rounds):
+        order = list(cheap)
+        random.shuffle(order)
+        for variant in order:
+            enter(variant)
+            cheap[variant].append(statistics.median(_median_us(call, 400, None)))
+            leave()
+
+    per_chunk: dict[str, float] = {}
+    if not sqlite:
+        per_chunk = _stream_per_chunk(rounds, original, drain)
 
     profile_text = ""
     split: dict[str, float] = {}
@@ -537,7 +608,9 @@ def micro(mode: str, rounds: int) -> None:
         stats.sort_stats("cumulative").print_stats(28)
         profile_text = stream.getvalue()
         split = profile_split(stats, 2_000)
-    print(json.dumps({"rounds": results, "profile": profile_text, "split": split}))
+    print(
+        json.dumps({"rounds": results, "cheap": cheap, "per_chunk": per_chunk, "profile": profile_text, "split": split})
+    )
 
 
 def profile_split(stats: pstats.Stats, calls: int) -> dict[str, float]:
@@ -798,10 +871,9 @@ _SINK_URL = ""
 
 def _micro_table(result: dict[str, Any]) -> list[str]:
     med = {k: statistics.median(v) for k, v in result["rounds"].items()}
+    cheap = {k: statistics.median(v) for k, v in result["cheap"].items()}
     labels = {
         "sdk": "SDK call, untraced (stub HTTP client)",
-        "reverted": "after `revert()`",
-        "disabled": "`MLFLOW_OLLAMA_AUTOLOG=false`",
         "bare_span": "+ bare MLflow span (start, end)",
         "span_same_data": "+ MLflow span recording mlflow_ollama's data, precomputed",
         "mlflow_ollama": "mlflow_ollama",
@@ -810,6 +882,17 @@ def _micro_table(result: dict[str, Any]) -> list[str]:
     for key, label in labels.items():
         added = "—" if key == "sdk" else f"{med[key] - med['sdk']:+.2f}"
         lines.append(f"| {label} | {med[key]:.2f} | {added} |")
+    blocks = len(result["cheap"]["sdk"])
+    lines += [
+        "",
+        f"Next to nothing, in {blocks} alternating blocks of 400 calls (medians of block medians):",
+        "",
+        "| path | per call (µs) | added over the SDK call (µs) |",
+        "|---|---:|---:|",
+        f"| SDK call, untraced | {cheap['sdk']:.2f} | — |",
+        f"| `MLFLOW_OLLAMA_AUTOLOG=false` | {cheap['disabled']:.2f} | {cheap['disabled'] - cheap['sdk']:+.2f} |",
+        f"| after `revert()` | {cheap['reverted']:.2f} | {cheap['reverted'] - cheap['sdk']:+.2f} |",
+    ]
     return lines
 
 
@@ -829,8 +912,9 @@ def goals(otlp: Samples, sqlite: Samples, micro_otlp: dict[str, Any]) -> list[st
     per_chunk = _added(otlp, "stream", "mlflow_ollama", STREAM_CHUNKS)
     stream_call = _added(otlp, "stream", "mlflow_ollama")
     marginal = (stream_call - ours) / STREAM_CHUNKS
-    med = {k: statistics.median(v) for k, v in micro_otlp["rounds"].items()}
+    med = {k: statistics.median(v) for k, v in micro_otlp["cheap"].items()}
     disabled = med["disabled"] - med["sdk"]
+    in_process = micro_otlp["per_chunk"]["per_chunk_us"]
     yes = {True: "**met**", False: "**not met**"}
     lines = [
         "| goal | this run | |",
@@ -846,8 +930,10 @@ def goals(otlp: Samples, sqlite: Samples, micro_otlp: dict[str, Any]) -> list[st
             f"| {yes[mine <= theirs * 1.1]} |"
         )
     lines += [
-        f"| streaming: at most 1 µs per chunk | {per_chunk:+.2f} µs per chunk all in; {marginal:+.2f} µs per chunk "
-        f"after taking off the short call's added time ({ours:+.0f} µs) | {yes[marginal <= 1.0]} |",
+        f"| streaming: at most 1 µs per chunk | in process, chunk objects through the traced stream: "
+        f"{in_process:+.2f} µs per chunk; over loopback, across processes: {per_chunk:+.2f} µs per chunk all in, "
+        f"{marginal:+.2f} µs after taking off the short call's added time ({ours:+.0f} µs), a noisy difference "
+        f"| {yes[in_process <= 1.0]} (in process) |",
         f"| disabled path: at most 2 µs per call | {disabled:+.2f} µs in process "
         f"(loopback: {_added(otlp, 'short', 'disabled'):+.1f} µs, within noise) | {yes[disabled <= 2]} |",
         "| after `revert()`: zero | `Client.chat` and `ollama.chat` are the original functions (checked in both "
