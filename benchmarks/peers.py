@@ -12,13 +12,14 @@ Method (issue 7):
   ``mlflow_ollama``; the MLflow blog post's hand-written decorator ("Beyond Autolog", adapted to
   MLflow 3: ``mlflow.start_span`` with inputs and outputs); a hand-written ``mlflow.start_span``
   wrapper recording the same data ``mlflow_ollama`` records (the sqlite goal's yardstick);
-  ``@mlflow.trace`` around ``Client.chat``; OpenLLMetry (``opentelemetry-instrumentation-ollama``);
-  OpenInference (``openinference-instrumentation-ollama``); and ``mlflow_ollama`` disabled with
-  ``MLFLOW_OLLAMA_AUTOLOG=false`` and after ``revert()``.
+  ``@mlflow.trace`` around ``Client.chat``; a bare MLflow span recording nothing (MLflow's floor);
+  OpenLLMetry (``opentelemetry-instrumentation-ollama``); OpenInference
+  (``openinference-instrumentation-ollama``); and ``mlflow_ollama`` disabled with
+  ``MLFLOW_OLLAMA_AUTOLOG=false`` and after ``revert()`` (checked: the original functions are back).
 - **Rounds** are interleaved: in every round, every case runs once in every configuration, in a
-  shuffled order. Before each round a configuration's export queue is drained (``force_flush``
-  and ``mlflow.flush_trace_async_logging``) outside the timed region, so one configuration's
-  backlog never lands in the next one's numbers.
+  shuffled order. Before each round a configuration's export queue is drained (the span
+  processor's ``force_flush``, then a wait on MLflow's export queue) outside the timed region, so
+  one configuration's backlog never lands in the next one's numbers.
 - **What is timed** is the latency the caller sees, ``perf_counter_ns`` around each call. With
   OTLP, export runs on the exporter's background thread while calls go on (as in production), so
   the GIL it takes is in the numbers; the encoding and sending of the backlog left at the end of a
@@ -28,12 +29,14 @@ Method (issue 7):
 - **Statistics.** Per configuration and case, all calls of all rounds are pooled: median and p90.
   "Added" is the configuration's median (p90) minus the untraced median (p90); "ratio" is
   median over untraced median; "rounds" is the range of the per-round added medians, the noise.
-- **In process.** The microsecond goals (disabled path, after ``revert()``, our own work per call)
-  are below loopback noise, so they are also measured in one process with the HTTP client replaced
-  by a stub that returns a canned response: SDK alone; plus a bare MLflow span; plus a span
-  recording the same data ``mlflow_ollama`` records (precomputed); plus ``mlflow_ollama``. The
-  differences split the added time into MLflow's span cost and our own work. A cProfile of the
-  traced call shows where the time goes.
+- **In process.** The microsecond goals (disabled path, after ``revert()``, our own work per call,
+  per streamed chunk) are below loopback noise, so they are also measured in one process with the
+  HTTP client replaced by a stub that returns a canned response: SDK alone; plus a bare MLflow
+  span; plus a span recording the same data ``mlflow_ollama`` records (precomputed); plus
+  ``mlflow_ollama``. The differences split the added time into MLflow's span cost and our own
+  work; a cProfile of the traced call shows where the time goes. The disabled and reverted paths
+  are timed in many short alternating blocks; the per-chunk cost by pulling 10,000 chunk objects
+  through the traced stream.
 
     python benchmarks/peers.py [--rounds 5] [--output docs/benchmarks/peers.md]
 
