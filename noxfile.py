@@ -132,3 +132,20 @@ def bench(session: nox.Session) -> None:
     session.run("python", "benchmarks/soak.py", "--seconds", "60", "--pause", "0.25", "--output", soak)
     unreachable = "docs/benchmarks/unreachable.md"
     session.run("python", "benchmarks/unreachable_server.py", "--output", unreachable)
+
+
+# Benchmark-only dependencies: the peer instrumentations and the OTLP/HTTP exporter they and
+# MLflow export through. Installed in this session only.
+BENCH_PEERS = [
+    "opentelemetry-instrumentation-ollama",
+    "openinference-instrumentation-ollama",
+    "opentelemetry-exporter-otlp-proto-http",
+]
+
+
+@nox.session(python="3.11")
+def bench_peers(session: nox.Session) -> None:
+    """Tracing overhead against the peer instrumentations; writes docs/benchmarks/peers.md."""
+    session.install("-e", ".[mlflow]", *BENCH_PEERS)
+    session.run("python", "-c", _PRINT_VERSIONS)
+    session.run("python", "benchmarks/peers.py", "--output", "docs/benchmarks/peers.md", *session.posargs)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any
 
 __all__ = [
     "AUTOLOG_ENV",
@@ -50,9 +51,10 @@ class Settings:
 
 settings = Settings()
 
-# Parsed values of the switches, keyed by variable and raw text, so the per-call cost is one
-# ``os.environ.get`` and one dict lookup. Invalid values count as on and are warned about once.
-_parsed: dict[tuple[str, str], bool] = {}
+# Parsed values of the switches, keyed by variable and raw value, so the per-call cost is one
+# dict lookup for the value and one for its meaning. Invalid values count as on and are warned
+# about once.
+_parsed: dict[tuple[str, object], bool] = {}
 
 
 def _parse(name: str, raw: str, what: str) -> bool:
@@ -70,22 +72,56 @@ def _parse(name: str, raw: str, what: str) -> bool:
     return result
 
 
-def _switch(name: str, what: str) -> bool:
-    raw = os.environ.get(name)
-    if raw is None:
-        return True
+_ENVIRON = os.environ
+# The mapping behind os.environ (bytes to bytes on POSIX) and the keys as it stores them. Reading
+# it directly costs ~0.05 µs, against ~0.35 µs for os.environ.get(), which encodes the key and
+# decodes the value on every call. It is the mapping os.environ itself reads and writes, so a
+# change is seen at the next call; if os.environ is replaced, the new one is read the plain way.
+_DATA: dict[Any, Any] | None = getattr(_ENVIRON, "_data", None)
+_encode_key = getattr(_ENVIRON, "encodekey", lambda name: name)
+_AUTOLOG_KEY = _encode_key(AUTOLOG_ENV)
+_LOG_CONTENT_KEY = _encode_key(LOG_CONTENT_ENV)
+
+
+def _raw(name: str, key: object) -> object:
+    environ = os.environ
+    if environ is _ENVIRON and _DATA is not None:
+        return _DATA.get(key)
+    return environ.get(name)
+
+
+def _meaning(name: str, raw: object, what: str) -> bool:
     cached = _parsed.get((name, raw))
-    return _parse(name, raw, what) if cached is None else cached
+    if cached is not None:
+        return cached
+    text = os.fsdecode(raw) if isinstance(raw, bytes) else str(raw)  # as os.environ decodes it
+    result = _parse(name, text, what)
+    _parsed[name, raw] = result
+    return result
 
 
 def tracing_enabled() -> bool:
-    """Whether the call being made now should be traced. Runs on every patched call."""
-    return settings.active and _switch(AUTOLOG_ENV, "Tracing")
+    """Whether the call being made now should be traced. Runs on every patched call.
+
+    wrapt calls it before each patched method, also when tracing is off, so it is kept to a few
+    dictionary lookups: this is the disabled path's whole cost besides wrapt's own.
+    """
+    if not settings.active:
+        return False
+    # _raw() and the cache lookup of _meaning(), inlined: two Python calls fewer on every call.
+    raw = _DATA.get(_AUTOLOG_KEY) if os.environ is _ENVIRON and _DATA is not None else os.environ.get(AUTOLOG_ENV)
+    if raw is None:
+        return True
+    cached = _parsed.get((AUTOLOG_ENV, raw))
+    return cached if cached is not None else _meaning(AUTOLOG_ENV, raw, "Tracing")
 
 
 def content_enabled() -> bool:
     """Whether the call being traced now may record its text (``log_content`` and its variable)."""
-    return settings.log_content and _switch(LOG_CONTENT_ENV, "Content logging")
+    if not settings.log_content:
+        return False
+    raw = _raw(LOG_CONTENT_ENV, _LOG_CONTENT_KEY)
+    return True if raw is None else _meaning(LOG_CONTENT_ENV, raw, "Content logging")
 
 
 def strict_mode() -> bool:

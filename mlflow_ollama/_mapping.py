@@ -63,9 +63,10 @@ MAX_TEXT_CHARS = 262_144
 """Longer strings are cut, with a marker saying how much was left out: spans stay bounded."""
 
 _MAX_DEPTH = 32
+_PLAIN_CONTAINERS = (dict, list, tuple)
 
 
-def _dump(obj: Any, depth: int = 0, seen: frozenset[int] = frozenset()) -> Any:
+def _dump(obj: Any, depth: int = 0, seen: set[int] | None = None) -> Any:
     """A JSON-ready, bounded copy of whatever the user or the SDK handed over.
 
     Pydantic objects, mappings and sequences become dicts and lists; strings longer than
@@ -73,6 +74,8 @@ def _dump(obj: Any, depth: int = 0, seen: frozenset[int] = frozenset()) -> Any:
     (JSON has none); cycles, very deep nesting and objects JSON cannot hold become short
     ``"<...>"`` notes. Never raises for odd input.
     """
+    if type(obj) is str:  # the commonest case, first
+        return _text(obj)
     if obj is None or isinstance(obj, (bool, int)):
         return obj
     if isinstance(obj, str):
@@ -81,18 +84,31 @@ def _dump(obj: Any, depth: int = 0, seen: frozenset[int] = frozenset()) -> Any:
         return obj if math.isfinite(obj) else str(obj)
     if depth > _MAX_DEPTH:
         return "<nested too deep>"
-    if id(obj) in seen:
+    # ``seen`` holds the containers being walked above this one (one set, added to on the way
+    # down and removed from on the way up): a container met again among them is a cycle.
+    if seen is None:
+        seen = set()
+    key = id(obj)
+    if key in seen:
         return "<recursive reference>"
-    inner = seen | {id(obj)}
-    if hasattr(obj, "model_dump"):
+    seen.add(key)
+    try:
+        return _dump_container(obj, depth, seen)
+    finally:
+        seen.discard(key)
+
+
+def _dump_container(obj: Any, depth: int, seen: set[int]) -> Any:
+    # Plain containers first: hasattr() on them costs a failed attribute lookup each time.
+    if type(obj) not in _PLAIN_CONTAINERS and hasattr(obj, "model_dump"):
         try:
             obj = obj.model_dump(mode="python", exclude_none=True, by_alias=True)
         except Exception as exc:
             return f"<{type(obj).__name__}: {type(exc).__name__}>"
-    if isinstance(obj, Mapping):
-        return {_text(str(k)): _dump(v, depth + 1, inner) for k, v in obj.items()}
+    if type(obj) is dict or isinstance(obj, Mapping):
+        return {_text(str(k)): _dump(v, depth + 1, seen) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_dump(v, depth + 1, inner) for v in obj]
+        return [_dump(v, depth + 1, seen) for v in obj]
     if isinstance(obj, (bytes, bytearray)):
         return f"<{len(obj)} bytes>"
     try:

@@ -6,6 +6,7 @@ affected.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,6 +61,35 @@ class Endpoint:
         }
 
 
+_encode = json.JSONEncoder(ensure_ascii=False).encode
+
+
+def _set_attributes(span: Any, attributes: dict[str, Any]) -> None:
+    """``span.set_attributes(attributes)``, with the same result at about half the cost.
+
+    MLflow stores every attribute as JSON text, ``json.dumps(value, cls=TraceJSONEncoder,
+    ensure_ascii=False)``, building a new encoder per attribute, and hands them to the
+    OpenTelemetry span one at a time. Our values are JSON-ready already; for those one shared
+    plain encoder writes the very same text (TraceJSONEncoder only adds ``default`` for other
+    types), and the OpenTelemetry span takes them in one call. A value the plain encoder cannot
+    write, or a span that is not MLflow's live span, goes through MLflow as before.
+    """
+    otel_span = getattr(span, "_span", None) if isinstance(span, LiveSpan) else None
+    if otel_span is None:
+        span.set_attributes(attributes)
+        return
+    encoded: dict[str, str] = {}
+    rest: dict[str, Any] = {}
+    for key, value in attributes.items():
+        try:
+            encoded[key] = _encode(value)
+        except (TypeError, ValueError):
+            rest[key] = value
+    otel_span.set_attributes(encoded)
+    if rest:
+        span.set_attributes(rest)
+
+
 def _host(instance: Any) -> str | None:
     """``scheme://host:port`` of the client's server. Never userinfo, path or query."""
     url = getattr(getattr(instance, "_client", None), "base_url", None)
@@ -80,13 +110,28 @@ class TracedCall:
         self.inputs = inputs
         self.log_content = log_content
 
-    def _outputs(self, response: Any) -> Any:
-        outputs = m.response_outputs(response, settings.log_embeddings and self.log_content)
-        return outputs if self.log_content else m.without_content(outputs)
-
     def _request_messages(self) -> list[dict[str, Any]]:
         messages = self.inputs.get("messages")
         return messages if isinstance(messages, list) else []
+
+    def _record(self, response: Any, extra: dict[str, Any] | None) -> None:
+        """Set the attributes read off ``response``, then ``extra``, and the outputs.
+
+        The response is made JSON-ready once; the attributes and the chat view are read from that
+        form, not from the SDK object a second time.
+        """
+        outputs = None
+        source = response
+        if response is not None:
+            outputs = m.response_outputs(response, settings.log_embeddings and self.log_content)
+            if isinstance(outputs, dict):  # an odd object that did not become a dict is read as it is
+                source = outputs
+        attributes = self._attributes(source)
+        if extra:
+            attributes.update(extra)
+        _set_attributes(self.span, attributes)
+        if response is not None:
+            self.span.set_outputs(outputs if self.log_content else m.without_content(outputs))
 
     def succeed(self, response: Any, extra: dict[str, Any] | None = None) -> None:
         """Record the response (an SDK object or its dict form) and end the span, status OK.
@@ -95,10 +140,7 @@ class TracedCall:
         mapping or recording the response fails: no span is ever left open.
         """
         try:
-            attributes = self._attributes(response, extra)
-            self.span.set_attributes(attributes)
-            if response is not None:
-                self.span.set_outputs(self._outputs(response))
+            self._record(response, extra)
         finally:
             self._end()
 
@@ -109,13 +151,10 @@ class TracedCall:
         """
         try:
             self._record_exception(exc)
-            attributes = self._attributes(partial, extra)
             status_code = getattr(exc, "status_code", None)
             if isinstance(status_code, int):
-                attributes["ollama.error.status_code"] = status_code
-            self.span.set_attributes(attributes)
-            if partial is not None:
-                self.span.set_outputs(self._outputs(partial))
+                extra = {**(extra or {}), "ollama.error.status_code": status_code}
+            self._record(partial, extra)
         finally:
             self._end("ERROR")
 
@@ -141,21 +180,22 @@ class TracedCall:
         event["exception.stacktrace"] = m.NOT_LOGGED
         self.span.add_event(SpanEvent(name="exception", attributes=event))  # type: ignore[abstract]  # fail() ends it as ERROR
 
-    def _attributes(self, response: Any, extra: dict[str, Any] | None) -> dict[str, Any]:
+    def _attributes(self, response: Any) -> dict[str, Any]:
         method = self.endpoint.method
         embedding = self.endpoint.span_type == SpanType.EMBEDDING
         attributes = m.response_attributes(response, embedding) if response is not None else {}
+        if attributes.get(m.MODEL) is not None and attributes[m.MODEL] == self.inputs.get("model"):
+            del attributes[m.MODEL]  # already set from the request when the span started
         if method == "chat":
             message = m.get_field(response, "message") if response is not None else None
             reply = m.message_dict(message) if message is not None else None
-            if reply is not None or self._request_messages():
-                attributes[m.MESSAGES] = m.chat_messages(self._request_messages(), reply)
+            request_messages = self._request_messages()
+            if reply is not None or request_messages:
+                attributes[m.MESSAGES] = m.chat_messages(request_messages, reply)
         elif method == "generate":
             attributes[m.MESSAGES] = m.generate_messages(self.inputs, response)
         if not self.log_content and m.MESSAGES in attributes:
             attributes[m.MESSAGES] = m.without_content(attributes[m.MESSAGES])
-        if extra:
-            attributes.update(extra)
         return attributes
 
 
@@ -208,7 +248,7 @@ def start(endpoint: Endpoint, instance: Any, arguments: dict[str, Any]) -> Trace
     call = TracedCall(endpoint, span, inputs, log_content)
     try:
         span.set_inputs(inputs)
-        span.set_attributes(attributes)
+        _set_attributes(span, attributes)
         if attachments:  # MLflow stored the images and put references in the span; the chat view needs them too
             call.inputs = _with_references(inputs, span.trace_id)
     except Exception:

@@ -1,0 +1,76 @@
+"""The per-call shortcuts record exactly what the plain paths would (issue 7). No timing here."""
+
+from __future__ import annotations
+
+import datetime
+import os
+from typing import Any
+
+import mlflow
+import pytest
+
+from mlflow_ollama import _config, _spans
+from mlflow_ollama import _mapping as m
+
+
+def _otel_attributes(span: Any) -> dict[str, Any]:
+    return dict(span._span.attributes)
+
+
+def test_attributes_set_in_one_pass_are_the_text_mlflow_writes() -> None:
+    values: dict[str, Any] = {
+        "mlflow.chat.messages": [{"role": "user", "content": "héllo ✓ 日本"}, {"role": "assistant", "content": None}],
+        "mlflow.llm.cost": {"input_cost": 0.0, "output_cost": 0.0, "total_cost": 0.0},
+        "ollama.output_tokens_per_second": 12.5,
+        "ollama.total_duration_ns": 10**12,
+        "ollama.done_reason": "stop",
+        "flag": True,
+        "odd": datetime.date(2026, 1, 1),  # not JSON-ready: goes through MLflow's own encoder
+    }
+    fast = mlflow.start_span_no_context(name="fast")
+    plain = mlflow.start_span_no_context(name="plain")
+    try:
+        _spans._set_attributes(fast, values)
+        plain.set_attributes(values)
+        fast_attributes, plain_attributes = _otel_attributes(fast), _otel_attributes(plain)
+    finally:
+        fast.end()
+        plain.end()
+    for key in values:
+        assert fast_attributes[key] == plain_attributes[key], key
+
+
+def test_attributes_on_a_span_that_is_not_mlflows_live_span_go_through_its_own_method() -> None:
+    class Recorder:
+        def __init__(self) -> None:
+            self.got: dict[str, Any] = {}
+
+        def set_attributes(self, attributes: dict[str, Any]) -> None:
+            self.got.update(attributes)
+
+    recorder = Recorder()
+    _spans._set_attributes(recorder, {"a": 1})
+    assert recorder.got == {"a": 1}
+
+
+@pytest.mark.parametrize(("raw", "expected"), [("Off", False), (" NO ", False), ("1", True), ("yes", True)])
+def test_env_switch_read_from_the_raw_environment(raw: str, expected: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_config.settings, "active", True)
+    monkeypatch.setenv(_config.AUTOLOG_ENV, raw)
+    assert _config.tracing_enabled() is expected
+    monkeypatch.delenv(_config.AUTOLOG_ENV)
+    assert _config.tracing_enabled() is True
+
+
+def test_env_switch_works_when_os_environ_is_a_plain_mapping(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_config.settings, "active", True)
+    monkeypatch.setattr(os, "environ", {_config.AUTOLOG_ENV: "false"})
+    assert _config.tracing_enabled() is False
+
+
+def test_dump_walks_a_shared_object_each_time_and_still_catches_cycles() -> None:
+    shared = {"k": "v"}
+    assert m._dump({"a": shared, "b": [shared, shared]}) == {"a": {"k": "v"}, "b": [{"k": "v"}, {"k": "v"}]}
+    loop: dict[str, Any] = {"name": "loop"}
+    loop["self"] = loop
+    assert m._dump(loop) == {"name": "loop", "self": "<recursive reference>"}
