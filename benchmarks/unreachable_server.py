@@ -7,7 +7,7 @@ after its last call, which is where MLflow flushes its export queue and retries 
 
 Configurations: untraced; traced into a local sqlite store; traced into a server whose port
 refuses connections, and into one that accepts but never answers (a hung server or a firewall that
-drops packets), each with MLflow's default HTTP retries and with the settings we recommend.
+drops packets), each with MLflow's default HTTP retries and with no retries and a 5 s timeout.
 
     python benchmarks/unreachable_server.py [--calls 200] [--output docs/benchmarks/unreachable.md]
 """
@@ -28,8 +28,10 @@ import tempfile
 import time
 from typing import Any
 
-# MLflow's defaults are 7 retries with backoff factor 2 (2 + 4 + ... + 128 s) and a 120 s timeout.
-RECOMMENDED = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "5"}
+# MLflow's defaults are 7 retries with backoff factor 2 and a 120 s timeout. docs/remote.md
+# recommends a 2 s timeout; 5 s is measured here, the value to use when large artifacts go through
+# the same server.
+NO_RETRIES = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "5"}
 EXIT_CAP = 300.0  # seconds we wait for a child to exit before killing it
 
 
@@ -107,15 +109,15 @@ def main() -> None:
                 "server refuses connections, MLflow defaults", {"MLFLOW_TRACKING_URI": refused_uri}, host, options.calls
             ),
             run(
-                "server refuses connections, recommended settings",
-                {"MLFLOW_TRACKING_URI": refused_uri, **RECOMMENDED},
+                "server refuses connections, no retries, 5 s timeout",
+                {"MLFLOW_TRACKING_URI": refused_uri, **NO_RETRIES},
                 host,
                 options.calls,
             ),
             run("server never answers, MLflow defaults", {"MLFLOW_TRACKING_URI": blackhole_uri}, host, options.calls),
             run(
-                "server never answers, recommended settings",
-                {"MLFLOW_TRACKING_URI": blackhole_uri, **RECOMMENDED},
+                "server never answers, no retries, 5 s timeout",
+                {"MLFLOW_TRACKING_URI": blackhole_uri, **NO_RETRIES},
                 host,
                 options.calls,
             ),
@@ -140,7 +142,7 @@ def render(rows: list[dict[str, Any]], calls: int) -> str:
         f"{platform.python_version()}, {versions}, {os.cpu_count()} CPUs. {calls} plain chats per "
         "configuration against the loopback double, each configuration in its own process. "
         f"'Exit' is the time from the last call to the end of the process (capped at {EXIT_CAP:.0f} s). "
-        f"Recommended settings: {', '.join(f'`{k}={v}`' for k, v in RECOMMENDED.items())}.",
+        f"'No retries, 5 s timeout': {', '.join(f'`{k}={v}`' for k, v in NO_RETRIES.items())}.",
         "",
         "| configuration | median per call | p90 per call | exit after last call | exit code | "
         "'Failed to send trace' warnings |",
