@@ -185,23 +185,28 @@ def _watch(stream: Any, state: StreamState) -> None:
 
 
 def _sync(state: StreamState, inner: Generator[Any, Any, Any]) -> Generator[Any, Any, None]:
-    state.sent_ns = time.perf_counter_ns()  # the SDK sends the request on this first next()
-    advance, value = inner.send, None
+    # Yield, then advance: the first yield hands nothing out, it is taken by traced_stream() so
+    # that this frame is suspended inside the try before the caller holds the stream. Otherwise
+    # close() on a stream that never started would not run the handlers below, and its span would
+    # stay open until the object is collected.
+    out: Any = None
     try:
         while True:
             try:
-                chunk = advance(value)
-            except StopIteration:
-                state.finish("complete")
-                return
-            state.take(chunk)
-            try:
-                value = yield chunk
+                value = yield out
                 advance = inner.send
             except GeneratorExit:
                 raise
             except BaseException as thrown:  # gen.throw(): hand it to the SDK's generator
                 advance, value = inner.throw, thrown
+            if not state.sent_ns:
+                state.sent_ns = time.perf_counter_ns()  # the SDK sends the request on this first advance
+            try:
+                out = advance(value)
+            except StopIteration:
+                state.finish("complete")
+                return
+            state.take(out)
     except GeneratorExit:
         state.finish("closed")
         raise
@@ -213,23 +218,25 @@ def _sync(state: StreamState, inner: Generator[Any, Any, Any]) -> Generator[Any,
 
 
 async def _async(state: StreamState, inner: AsyncGenerator[Any, Any]) -> AsyncGenerator[Any, Any]:
-    state.sent_ns = time.perf_counter_ns()
-    advance, value = inner.asend, None
+    # Yield, then advance, primed by traced_async_stream(): see _sync.
+    out: Any = None
     try:
         while True:
             try:
-                chunk = await advance(value)
-            except StopAsyncIteration:
-                state.finish("complete")
-                return
-            state.take(chunk)
-            try:
-                value = yield chunk
+                value = yield out
                 advance = inner.asend
             except GeneratorExit:
                 raise
             except BaseException as thrown:  # agen.athrow()
                 advance, value = inner.athrow, thrown
+            if not state.sent_ns:
+                state.sent_ns = time.perf_counter_ns()
+            try:
+                out = await advance(value)
+            except StopAsyncIteration:
+                state.finish("complete")
+                return
+            state.take(out)
     except GeneratorExit:
         state.finish("closed")
         raise
@@ -259,15 +266,17 @@ def traced_stream(call: TracedCall, inner: Iterator[Any]) -> Iterator[Any]:
         inner = (item for item in inner)
     state = StreamState(call)
     stream = _sync(state, inner)
+    next(stream)  # primes it; runs none of the SDK's code
     _watch(stream, state)
     return stream
 
 
-def traced_async_stream(call: TracedCall, inner: AsyncIterator[Any]) -> AsyncIterator[Any]:
-    """The async twin of :func:`traced_stream`."""
+async def traced_async_stream(call: TracedCall, inner: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    """The async twin of :func:`traced_stream`; a coroutine, because priming the stream is awaited."""
     if not isinstance(inner, types.AsyncGeneratorType):
         inner = _as_async_generator(inner.__aiter__())
     state = StreamState(call)
     stream = _async(state, inner)
+    await stream.__anext__()  # primes it; runs none of the SDK's code
     _watch(stream, state)
     return stream

@@ -218,6 +218,48 @@ def test_never_iterated_then_collected_ends_with_no_output(client: Any, server: 
     assert len(server.requests) == sent  # nothing was ever sent
 
 
+def test_closed_before_the_first_chunk_ends_the_span_at_once(client: Any, server: OllamaDouble) -> None:
+    sent = len(server.requests)
+    stream = client.chat(model=MODEL, messages=user(TEXT), stream=True)
+    stream.close()
+    # Still referenced: the span ended on close(), not when the stream is collected.
+    span = _span()
+    assert span.attributes["ollama.stream.end"] == "closed"
+    assert span.attributes["ollama.stream.chunks"] == 0
+    assert span.outputs is None
+    assert len(server.requests) == sent
+    with pytest.raises(StopIteration):
+        next(stream)  # closed, as the SDK's own generator would be
+    del stream
+
+
+def test_async_closed_before_the_first_chunk_ends_the_span_at_once(server: OllamaDouble) -> None:
+    async def run() -> Any:
+        stream: Any = await ollama.AsyncClient(host=server.url).chat(model=MODEL, messages=user(TEXT), stream=True)
+        await stream.aclose()
+        return stream
+
+    kept = asyncio.run(run())
+    assert _span().attributes["ollama.stream.end"] == "closed"
+    del kept
+
+
+@pytest.mark.parametrize("traced", [False, True])
+def test_first_send_and_throw_behave_as_the_sdk_generator(client: Any, traced: bool) -> None:
+    if not traced:
+        mlflow_ollama.revert()
+    stream = client.chat(model=MODEL, messages=user(TEXT), stream=True)
+    with pytest.raises(TypeError, match="just-started generator"):
+        stream.send("not None")  # what a generator that has not started says
+    stream.close()
+    other = client.chat(model=MODEL, messages=user(TEXT), stream=True)
+    with pytest.raises(KeyError, match="thrown"):
+        other.throw(KeyError("thrown"))
+    if traced:
+        spans = chat_spans(traces()[-1])
+        assert spans[0].attributes["ollama.stream.end"] == "error"
+
+
 def test_async_never_iterated_then_collected(server: OllamaDouble) -> None:
     async def run() -> None:
         stream = await ollama.AsyncClient(host=server.url).chat(model=MODEL, messages=user(TEXT), stream=True)
