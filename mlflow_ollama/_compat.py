@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import importlib.metadata
+import re
 
 from mlflow_ollama._safety import warn
 
@@ -16,16 +17,9 @@ __all__ = ["check_installed", "known_problem"]
 
 
 def _release(version: str) -> tuple[int, ...]:
-    """``"3.3.2"`` -> ``(3, 3, 2)``; pre-release and local parts are ignored."""
-    parts = []
-    for piece in version.split("+")[0].split("."):
-        digits = "".join(c for c in piece if c.isdigit()) if piece[:1].isdigit() else ""
-        if not digits:
-            break
-        parts.append(int(digits))
-        if not piece.isdigit():
-            break
-    return tuple(parts)
+    """``"3.3.2"`` -> ``(3, 3, 2)``; ``"3.4.0rc1"`` -> ``(3, 4, 0)``: the leading numbers only."""
+    match = re.match(r"\d+(?:\.\d+)*", version)
+    return tuple(int(part) for part in match.group().split(".")) if match else ()
 
 
 def known_problem(versions: dict[str, str]) -> str | None:
@@ -34,8 +28,8 @@ def known_problem(versions: dict[str, str]) -> str | None:
     otel = versions.get("opentelemetry-sdk")
     if mlflow and otel and _release(mlflow) < (3, 4) and _release(otel) >= (1, 45):
         return (
-            f"mlflow-ollama: MLflow {mlflow} with opentelemetry-sdk {otel} fails to end spans "
-            "(\"'MlflowV3SpanProcessor' object has no attribute '_shutdown'\"), so no trace is stored, "
+            f"mlflow-ollama: MLflow {mlflow} with opentelemetry-sdk {otel} fails to end spans with a local "
+            "store (\"'MlflowV3SpanProcessor' object has no attribute '_shutdown'\"), so no trace is stored, "
             "with or without this plugin. Upgrade MLflow to 3.4 or newer, or pin opentelemetry-sdk<1.45."
         )
     return None

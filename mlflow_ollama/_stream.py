@@ -218,25 +218,26 @@ def _sync(state: StreamState, inner: Generator[Any, Any, Any]) -> Generator[Any,
 
 
 async def _async(state: StreamState, inner: AsyncGenerator[Any, Any]) -> AsyncGenerator[Any, Any]:
-    # Yield, then advance, primed by traced_async_stream(): see _sync.
-    out: Any = None
+    # Not primed, unlike _sync: starting an async generator registers it with the running event
+    # loop, whose shutdown would then close a stream that another loop is about to consume. So an
+    # async stream closed before its first chunk keeps its span open until it is collected.
+    state.sent_ns = time.perf_counter_ns()
+    advance, value = inner.asend, None
     try:
         while True:
             try:
-                value = yield out
+                chunk = await advance(value)
+            except StopAsyncIteration:
+                state.finish("complete")
+                return
+            state.take(chunk)
+            try:
+                value = yield chunk
                 advance = inner.asend
             except GeneratorExit:
                 raise
             except BaseException as thrown:  # agen.athrow()
                 advance, value = inner.athrow, thrown
-            if not state.sent_ns:
-                state.sent_ns = time.perf_counter_ns()
-            try:
-                out = await advance(value)
-            except StopAsyncIteration:
-                state.finish("complete")
-                return
-            state.take(out)
     except GeneratorExit:
         state.finish("closed")
         raise
@@ -271,12 +272,11 @@ def traced_stream(call: TracedCall, inner: Iterator[Any]) -> Iterator[Any]:
     return stream
 
 
-async def traced_async_stream(call: TracedCall, inner: AsyncIterator[Any]) -> AsyncIterator[Any]:
-    """The async twin of :func:`traced_stream`; a coroutine, because priming the stream is awaited."""
+def traced_async_stream(call: TracedCall, inner: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    """The async twin of :func:`traced_stream`, not primed (see ``_async``)."""
     if not isinstance(inner, types.AsyncGeneratorType):
         inner = _as_async_generator(inner.__aiter__())
     state = StreamState(call)
     stream = _async(state, inner)
-    await stream.__anext__()  # primes it; runs none of the SDK's code
     _watch(stream, state)
     return stream

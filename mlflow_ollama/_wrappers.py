@@ -59,20 +59,10 @@ def _fail(call: TracedCall | None, error: BaseException) -> None:
             report("record an error", exc)
 
 
-def _stream(call: TracedCall, result: Any) -> Any:
+def _stream(call: TracedCall, result: Any, is_async: bool) -> Any:
     """Hand back a traced stream in place of the SDK's; if that fails, the SDK's own."""
     try:
-        return traced_stream(call, result)
-    except Exception as exc:
-        report("trace a stream", exc)
-        _succeed(call, None)
-        return result
-
-
-async def _stream_async(call: TracedCall, result: Any) -> Any:
-    """The async twin of :func:`_stream`."""
-    try:
-        return await traced_async_stream(call, result)
+        return traced_async_stream(call, result) if is_async else traced_stream(call, result)
     except Exception as exc:
         report("trace a stream", exc)
         _succeed(call, None)
@@ -91,7 +81,7 @@ def _run(call: TracedCall | None, wrapped: Callable[..., Any], args: tuple[Any, 
     if call is None:
         return result
     if kwargs.get("stream"):
-        return _stream(call, result)
+        return _stream(call, result, is_async=False)
     _succeed(call, result)
     return result
 
@@ -110,7 +100,7 @@ async def _run_async(
     if call is None:
         return result
     if kwargs.get("stream"):
-        return await _stream_async(call, result)
+        return _stream(call, result, is_async=True)
     _succeed(call, result)
     return result
 

@@ -22,6 +22,7 @@ from mlflow_ollama._compat import known_problem
         ({"mlflow-tracing": "3.4.0", "opentelemetry-sdk": "1.45.2"}, False),
         ({"mlflow-tracing": "3.10.1", "opentelemetry-sdk": "1.45.2"}, False),  # 3.10 is newer than 3.4
         ({"mlflow-tracing": "3.4.0rc1", "opentelemetry-sdk": "1.45.2"}, False),
+        ({"mlflow-tracing": "3.3rc1", "opentelemetry-sdk": "1.45.0"}, True),  # 3.3, not 3.31
         ({"mlflow-tracing": "3.3.2"}, False),
         ({}, False),
     ],

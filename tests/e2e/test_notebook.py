@@ -34,6 +34,7 @@ def test_quickstart_notebook_runs_and_traces_what_it_says(
     monkeypatch.setenv("OLLAMA_HOST", server.url)
     monkeypatch.delenv("MLFLOW_OLLAMA_AUTOLOG", raising=False)
 
+    sent = len(server.requests)
     notebook = nbformat.read(NOTEBOOK, as_version=4)  # type: ignore[no-untyped-call]
     NotebookClient(
         notebook, kernel_name="python3", timeout=300, resources={"metadata": {"path": str(workdir)}}
@@ -55,6 +56,9 @@ def test_quickstart_notebook_runs_and_traces_what_it_says(
     assert again.data.spans[0].attributes["mlflow.chat.messages"][0]["content"] == "This call is traced again."
     everything = json.dumps([t.to_dict() for t in traces])
     assert "This call is not traced." not in everything  # made with %env MLFLOW_OLLAMA_AUTOLOG=false
+    # ... and made all the same: six chats reached Ollama (the loop makes two).
+    chats = [r for r in server.requests[sent:] if r.path == "/api/chat"]
+    assert len(chats) == 6
     # The notebook printed what it traced, and the replies came through.
     printed = "".join(
         output.get("text", "")

@@ -60,23 +60,16 @@ def test_otlp_spans_carry_the_chat_attributes(exported: tuple[OtlpReceiver, dict
 
 
 def test_otlp_attributes_equal_the_stored_ones(exported: tuple[OtlpReceiver, dict[str, Any]]) -> None:
-    """Apart from ids and timings, what reaches an OTLP backend is what the MLflow store keeps."""
+    """Apart from ids and timings, every attribute that reaches an OTLP backend is what the MLflow store keeps."""
     receiver, local = exported
     volatile = {"mlflow.traceRequestId", "ollama.time_to_first_token_ns"}
 
-    def comparable(attributes: dict[str, Any]) -> list[tuple[str, Any]]:
-        return sorted(
-            (k, v)
-            for k, v in attributes.items()
-            if k.startswith(("mlflow.chat", "ollama.", "mlflow.span")) and k not in volatile
-        )
+    def comparable(name: str, attributes: dict[str, Any]) -> str:
+        return json.dumps([name, sorted((k, v) for k, v in attributes.items() if k not in volatile)], sort_keys=True)
 
     got = sorted(
-        json.dumps(
-            comparable({k: json.loads(v) for k, v in receiver.attributes(s).items() if isinstance(v, str)}),
-            sort_keys=True,
-        )
+        comparable(s.name, {k: json.loads(v) for k, v in receiver.attributes(s).items() if isinstance(v, str)})
         for s in receiver.spans
     )
-    stored = sorted(json.dumps(comparable(s.attributes), sort_keys=True) for t in local.values() for s in t.data.spans)
+    stored = sorted(comparable(s.name, s.attributes) for t in local.values() for s in t.data.spans)
     assert got == stored
