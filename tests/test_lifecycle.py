@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import subprocess
 import sys
 import tempfile
 import textwrap
+import types
 from typing import Any
 
 import ollama
@@ -92,8 +94,6 @@ def test_chat_bound_before_autolog_is_traced_once_with_full_inputs(client: Any) 
 
 
 def test_async_method_bound_before_autolog_is_traced_once(async_client: Any) -> None:
-    import asyncio
-
     early = async_client.chat
     mlflow_ollama.autolog()
     asyncio.run(early(model=MODEL, messages=user("early async")))
@@ -134,6 +134,55 @@ def test_env_switch_is_read_live_without_a_new_autolog(client: Any, monkeypatch:
     monkeypatch.delenv("MLFLOW_OLLAMA_AUTOLOG")
     client.chat(model=MODEL, messages=user("3"))
     assert [chat_spans(t)[0].inputs["messages"][0]["content"] for t in traces()] == ["2", "3"]
+
+
+def test_while_off_a_lookup_gives_the_original_method(client: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    original = vars(ollama.Client)["chat"]
+    mlflow_ollama.autolog()
+    monkeypatch.setenv("MLFLOW_OLLAMA_AUTOLOG", "false")
+    # No wrapper on the disabled path (issue 7): the plain bound method of the original.
+    looked_up_off = client.chat
+    assert type(looked_up_off) is types.MethodType
+    assert looked_up_off.__func__ is original
+    assert isinstance(vars(ollama.Client)["chat"], wrapt.FunctionWrapper)  # still patched
+    monkeypatch.setenv("MLFLOW_OLLAMA_AUTOLOG", "true")
+    looked_up_on = client.chat
+    assert isinstance(looked_up_on, wrapt.BoundFunctionWrapper)
+
+
+def test_method_looked_up_while_off_and_called_when_on_is_traced_once(
+    client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mlflow_ollama.autolog()
+    monkeypatch.setenv("MLFLOW_OLLAMA_AUTOLOG", "false")
+    chat = client.chat
+    monkeypatch.setenv("MLFLOW_OLLAMA_AUTOLOG", "true")
+    assert chat(model=MODEL, messages=user("bound while off")).message.content == "You said: bound while off"
+    [span] = chat_spans(only_trace())
+    assert span.inputs == {"model": MODEL, "messages": user("bound while off")}
+
+
+def test_method_looked_up_while_on_and_called_when_off_is_not_traced(
+    client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mlflow_ollama.autolog()
+    chat = client.chat
+    monkeypatch.setenv("MLFLOW_OLLAMA_AUTOLOG", "false")
+    chat(model=MODEL, messages=user("bound while on"))
+    assert traces() == []
+
+
+def test_async_method_looked_up_while_off_and_awaited_when_on_is_traced_once(
+    async_client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mlflow_ollama.autolog()
+    monkeypatch.setenv("MLFLOW_OLLAMA_AUTOLOG", "off")
+    assert type(async_client.chat) is types.MethodType
+    chat = async_client.chat
+    monkeypatch.setenv("MLFLOW_OLLAMA_AUTOLOG", "on")
+    asyncio.run(chat(model=MODEL, messages=user("async bound while off")))
+    [span] = chat_spans(only_trace())
+    assert span.inputs == {"model": MODEL, "messages": user("async bound while off")}
 
 
 def test_invalid_env_value_warns_once_and_keeps_tracing(
