@@ -64,8 +64,13 @@ class Endpoint:
 _encode = json.JSONEncoder(ensure_ascii=False).encode
 
 
+# MLflow's attribute names for a span's inputs and outputs (``SpanAttributeKey``), spelled out.
+_INPUTS = "mlflow.spanInputs"
+_OUTPUTS = "mlflow.spanOutputs"
+
+
 def _set_attributes(span: Any, attributes: dict[str, Any]) -> None:
-    """``span.set_attributes(attributes)``, with the same result at about half the cost.
+    """``span.set_attributes(attributes)``, with the same result at a fraction of the cost.
 
     MLflow stores every attribute as JSON text, ``json.dumps(value, cls=TraceJSONEncoder,
     ensure_ascii=False)``, building a new encoder per attribute, and hands them to the
@@ -73,6 +78,12 @@ def _set_attributes(span: Any, attributes: dict[str, Any]) -> None:
     plain encoder writes the very same text (TraceJSONEncoder only adds ``default`` for other
     types), and the OpenTelemetry span takes them in one call. A value the plain encoder cannot
     write, or a span that is not MLflow's live span, goes through MLflow as before.
+
+    Inputs and outputs come this way too (``_INPUTS``/``_OUTPUTS``), unless they hold images to
+    attach: ``span.set_inputs()`` is ``set_attribute()`` plus, from MLflow 3.11, a walk of the
+    whole value for ``Attachment`` objects and, in recent releases, two more walks for base64
+    content to extract (about 230 µs for a 20-message history). Ours hold neither: images are
+    attached by us, and text is recorded as the text Ollama got.
     """
     otel_span = getattr(span, "_span", None) if isinstance(span, LiveSpan) else None
     if otel_span is None:
@@ -129,9 +140,9 @@ class TracedCall:
         attributes = self._attributes(source)
         if extra:
             attributes.update(extra)
-        _set_attributes(self.span, attributes)
         if response is not None:
-            self.span.set_outputs(outputs if self.log_content else m.without_content(outputs))
+            attributes[_OUTPUTS] = outputs if self.log_content else m.without_content(outputs)
+        _set_attributes(self.span, attributes)
 
     def succeed(self, response: Any, extra: dict[str, Any] | None = None) -> None:
         """Record the response (an SDK object or its dict form) and end the span, status OK.
@@ -247,10 +258,12 @@ def start(endpoint: Endpoint, instance: Any, arguments: dict[str, Any]) -> Trace
     span = mlflow.start_span_no_context(name=endpoint.span_name, span_type=endpoint.span_type)
     call = TracedCall(endpoint, span, inputs, log_content)
     try:
-        span.set_inputs(inputs)
+        if attachments:
+            span.set_inputs(inputs)  # MLflow stores the images and puts references in their place
+            call.inputs = _with_references(inputs, span.trace_id)  # the chat view needs them too
+        else:
+            attributes[_INPUTS] = inputs
         _set_attributes(span, attributes)
-        if attachments:  # MLflow stored the images and put references in the span; the chat view needs them too
-            call.inputs = _with_references(inputs, span.trace_id)
     except Exception:
         call._end("ERROR")  # opened, so it must be ended, whatever failed after
         raise

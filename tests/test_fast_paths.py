@@ -9,8 +9,10 @@ from typing import Any
 import mlflow
 import pytest
 
+import mlflow_ollama
 from mlflow_ollama import _config, _spans
 from mlflow_ollama import _mapping as m
+from support import MODEL, chat_spans, only_trace, user
 
 
 def _otel_attributes(span: Any) -> dict[str, Any]:
@@ -74,3 +76,37 @@ def test_dump_walks_a_shared_object_each_time_and_still_catches_cycles() -> None
     loop: dict[str, Any] = {"name": "loop"}
     loop["self"] = loop
     assert m._dump(loop) == {"name": "loop", "self": "<recursive reference>"}
+
+
+def test_inputs_and_outputs_written_directly_are_the_text_mlflow_writes() -> None:
+    inputs = {
+        "model": "llama3.2",
+        "messages": [{"role": "user", "content": "héllo ✓"}, {"role": "assistant", "content": "", "tool_calls": []}],
+        "tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}],
+        "options": {"temperature": 0.2, "seed": 7},
+    }
+    outputs = {"message": {"role": "assistant", "content": "ok"}, "done": True, "eval_count": 3}
+    fast = mlflow.start_span_no_context(name="fast")
+    plain = mlflow.start_span_no_context(name="plain")
+    try:
+        _spans._set_attributes(fast, {_spans._INPUTS: inputs, _spans._OUTPUTS: outputs})
+        plain.set_inputs(inputs)
+        plain.set_outputs(outputs)
+        fast_attributes, plain_attributes = _otel_attributes(fast), _otel_attributes(plain)
+        assert (fast.inputs, fast.outputs) == (plain.inputs, plain.outputs) == (inputs, outputs)
+    finally:
+        fast.end()
+        plain.end()
+    for key in (_spans._INPUTS, _spans._OUTPUTS):
+        assert fast_attributes[key] == plain_attributes[key], key
+
+
+def test_a_data_uri_in_message_text_is_recorded_as_the_text_ollama_got(client: Any) -> None:
+    # MLflow's set_inputs() would, in recent releases, turn this text into an attachment reference;
+    # Ollama takes images only through ``images``, so for it this is text, and is recorded as such.
+    text = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk"
+    mlflow_ollama.autolog()
+    client.chat(model=MODEL, messages=user(text))
+    [span] = chat_spans(only_trace())
+    assert span.inputs["messages"] == user(text)
+    assert span.get_attribute("mlflow.chat.messages")[0]["content"] == text

@@ -13,9 +13,10 @@ import pytest
 from mlflow.entities import LiveSpan
 from mlflow.tracing.export.mlflow_v3 import MlflowV3SpanExporter
 from mlflow.tracing.trace_manager import InMemoryTraceManager
+from opentelemetry.sdk.trace import Span as OtelSpan
 
 import mlflow_ollama
-from mlflow_ollama import _mapping
+from mlflow_ollama import _mapping, _spans
 from mlflow_ollama._safety import _reported
 from support import MODEL, chat_spans, traces, user
 
@@ -45,8 +46,9 @@ FAULTS: dict[str, tuple[Any, str]] = {
     "request mapping": (_mapping, "request_inputs"),
     "response mapping": (_mapping, "response_outputs"),
     "chat view": (_mapping, "chat_messages"),
-    "set inputs": (LiveSpan, "set_inputs"),
-    "set outputs": (LiveSpan, "set_outputs"),
+    # Inputs, outputs and attributes are written as JSON text onto the OpenTelemetry span (issue 7).
+    "encode": (_spans, "_encode"),
+    "write attributes": (OtelSpan, "set_attributes"),
     "set attributes": (LiveSpan, "set_attributes"),
     "export": (MlflowV3SpanExporter, "export"),
     "span end": (LiveSpan, "end"),
