@@ -149,3 +149,22 @@ def bench_peers(session: nox.Session) -> None:
     session.install("-e", ".[mlflow]", *BENCH_PEERS)
     session.run("python", "-c", _PRINT_VERSIONS)
     session.run("python", "benchmarks/peers.py", "--output", "docs/benchmarks/peers.md", *session.posargs)
+
+
+@nox.session(python="3.11")
+@nox.parametrize("deps", list(PINS))
+def bench_floor(session: nox.Session, deps: str) -> None:
+    """MLflow's own cost per span on each MLflow release of the matrix; writes docs/benchmarks/floor.md."""
+    exporter = "opentelemetry-exporter-otlp-proto-http"
+    if deps == "oldest":  # the exporter of the pinned OpenTelemetry release
+        exporter += "==" + next(p.split("==")[1] for p in OLDEST if p.startswith("opentelemetry-sdk=="))
+    session.install("-e", ".[mlflow]", exporter, *PINS[deps])
+    session.run("python", "-c", _PRINT_VERSIONS)
+    session.run(
+        "python",
+        "benchmarks/mlflow_floor.py",
+        "--record",
+        "docs/benchmarks/floor.json",
+        "--output",
+        "docs/benchmarks/floor.md",
+    )
