@@ -158,7 +158,8 @@ def bench_floor(session: nox.Session, deps: str) -> None:
     exporter = "opentelemetry-exporter-otlp-proto-http"
     if deps == "oldest":  # the exporter of the pinned OpenTelemetry release
         exporter += "==" + next(p.split("==")[1] for p in OLDEST if p.startswith("opentelemetry-sdk=="))
-    session.install("-e", ".[mlflow]", exporter, *PINS[deps])
+    peers = BENCH_PEERS if deps == "latest" else []  # the peers' releases need a recent OpenTelemetry
+    session.install("-e", ".[mlflow]", exporter, *peers, *PINS[deps])
     session.run("python", "-c", _PRINT_VERSIONS)
     session.run(
         "python",

@@ -8,7 +8,11 @@ loopback sink:
 - the SDK call alone;
 - the call inside a bare MLflow span that records nothing (``start_span_no_context`` + ``end``):
   MLflow's floor;
-- the call traced by ``mlflow_ollama``.
+- the call traced by ``mlflow_ollama``;
+- where they are installed (the latest set only), the call traced by OpenLLMetry and by
+  OpenInference, exporting through a BatchSpanProcessor to the same sink. Each peer runs in a
+  child process of its own, untraced blocks first and instrumented blocks after (their
+  ``uninstrument()`` leaves wrappers behind, so the two cannot alternate in one process).
 
 Calls run in short blocks with a pause after each, so MLflow's background exporter is idle while
 a block is timed: this is the caller-thread cost, without the exporter's contention for the GIL
@@ -19,12 +23,15 @@ keyed by MLflow version, and the markdown table is rewritten from it.
 from __future__ import annotations
 
 import argparse
+import importlib
 import importlib.metadata
+import importlib.util
 import json
 import os
 import platform
 import random
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -33,8 +40,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from peers import _CANNED, MODEL, SHORT, _Sink, _StubHttp
+from peers import _CANNED, MODEL, SHORT, _peer_tracer_provider, _Sink, _StubHttp
 
+PEERS = {
+    "openllmetry": "opentelemetry.instrumentation.ollama",
+    "openinference": "openinference.instrumentation.ollama",
+}
 BLOCKS = 40
 CALLS_PER_BLOCK = 20
 PAUSE_S = 0.2
@@ -56,6 +67,51 @@ def _flush() -> None:
     holder = getattr(tracing, "provider", None)
     current = holder.get() if holder is not None else getattr(tracing, "_MLFLOW_TRACER_PROVIDER", None)
     getattr(current, "force_flush", lambda: None)()
+
+
+def _blocks(run: Callable[[], Any], blocks: list[float]) -> None:
+    timings = []
+    for _ in range(CALLS_PER_BLOCK):
+        started = time.perf_counter_ns()
+        run()
+        timings.append(time.perf_counter_ns() - started)
+    blocks.append(statistics.median(timings) / 1e3)
+
+
+def measure_peer(name: str, sink: _Sink) -> dict[str, float]:
+    """A peer in a process of its own (its ``uninstrument()`` does not undo everything): the SDK
+    call untraced, then instrumented, each in blocks with the exporter idle in between."""
+    import ollama
+
+    client = ollama.Client(host="http://127.0.0.1:11434")
+    client._client = _StubHttp(client._client.base_url, _CANNED)
+    provider = _peer_tracer_provider(sink.url)
+
+    def sdk() -> Any:
+        return client.chat(model=MODEL, messages=SHORT)
+
+    results: dict[str, list[float]] = {"sdk": [], name: []}
+    for key in results:
+        if key == name:
+            importlib.import_module(PEERS[name]).OllamaInstrumentor().instrument()
+        for _ in range(BLOCKS + 2):
+            _blocks(sdk, results[key])
+            provider.force_flush()
+            time.sleep(PAUSE_S / 4)
+        del results[key][:2]  # warm-up blocks
+    return {key: statistics.median(values) for key, values in results.items()}
+
+
+def _peers() -> dict[str, float]:
+    """Each installed peer's added µs, measured in a child process."""
+    added = {}
+    for name, module in PEERS.items():
+        if importlib.util.find_spec(module.split(".")[0]) is None or importlib.util.find_spec(module) is None:
+            continue
+        out = subprocess.run([sys.executable, __file__, "--peer", name], capture_output=True, text=True, check=True)
+        result = json.loads(out.stdout.strip().splitlines()[-1])
+        added[f"{name}_added"] = result[name] - result["sdk"]
+    return added
 
 
 def measure() -> dict[str, float]:
@@ -81,22 +137,18 @@ def measure() -> dict[str, float]:
 
     paths: dict[str, Callable[[], Any]] = {"sdk": sdk, "bare_span": bare_span, "mlflow_ollama": sdk}
     blocks: dict[str, list[float]] = {name: [] for name in paths}
-    for block in range(BLOCKS + 2):  # two warm-up blocks
+    for _ in range(BLOCKS + 2):  # two warm-up blocks
         order = list(paths)
         random.shuffle(order)
         for name in order:
             if name == "mlflow_ollama":
                 mlflow_ollama.autolog()
-            timings = []
-            for _ in range(CALLS_PER_BLOCK):
-                started = time.perf_counter_ns()
-                paths[name]()
-                timings.append(time.perf_counter_ns() - started)
+            _blocks(paths[name], blocks[name])
             mlflow_ollama.revert()
             _flush()
             time.sleep(PAUSE_S)
-            if block >= 2:
-                blocks[name].append(statistics.median(timings) / 1e3)
+    for values in blocks.values():
+        del values[:2]  # warm-up blocks
     return {name: statistics.median(values) for name, values in blocks.items()}
 
 
@@ -118,28 +170,40 @@ def markdown(results: dict[str, Any]) -> str:
         f"{CALLS_PER_BLOCK} calls, medians of block medians). Method: [../performance.md](../performance.md).",
         "",
         "| MLflow | opentelemetry-sdk | Python | measured | SDK call (µs) | bare MLflow span, added (µs) "
-        "| `mlflow_ollama`, added (µs) | `mlflow_ollama` over the floor (µs) |",
-        "|---|---|---|---|---:|---:|---:|---:|",
+        "| `mlflow_ollama`, added (µs) | `mlflow_ollama` over the floor (µs) | OpenLLMetry, added (µs) "
+        "| OpenInference, added (µs) |",
+        "|---|---|---|---|---:|---:|---:|---:|---:|---:|",
     ]
+
+    def added(r: dict[str, Any], name: str) -> str:
+        return f"{r[name + '_added']:+.1f}" if name + "_added" in r else "not installed"
+
     for r in rows:
         bare, ours = r["bare_span"] - r["sdk"], r["mlflow_ollama"] - r["sdk"]
         lines.append(
             f"| {r['mlflow']} | {r['otel']} | {r['python']} | {r['date']} | {r['sdk']:.1f} | {bare:+.1f} "
-            f"| {ours:+.1f} | {ours - bare:+.1f} |"
+            f"| {ours:+.1f} | {ours - bare:+.1f} | {added(r, 'openllmetry')} | {added(r, 'openinference')} |"
         )
     return "\n".join(lines) + "\n"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--record", type=Path, required=True, help="JSON file the result is merged into")
-    parser.add_argument("--output", type=Path, required=True, help="markdown table rewritten from the JSON")
+    parser.add_argument("--record", type=Path, help="JSON file the result is merged into")
+    parser.add_argument("--output", type=Path, help="markdown table rewritten from the JSON")
+    parser.add_argument("--peer", choices=list(PEERS), help=argparse.SUPPRESS)
     options = parser.parse_args()
     sink = _configure_export()
+    if options.peer:
+        print(json.dumps(measure_peer(options.peer, sink)))
+        return
+    if options.record is None or options.output is None:
+        parser.error("--record and --output are required")
     try:
         result: dict[str, Any] = measure()
     finally:
         sink.shutdown()
+    result.update(_peers())
     mlflow_version = _version("mlflow-tracing") if _version("mlflow") == "not installed" else _version("mlflow")
     result.update(
         mlflow=mlflow_version,
