@@ -75,8 +75,9 @@ _ENVIRON = os.environ
 # decodes the value on every call. It is the mapping os.environ itself reads and writes, so a
 # change is seen at the next call; if os.environ is replaced (or has no such mapping), the
 # current one is read the plain way.
-_DATA: dict[Any, Any] = getattr(_ENVIRON, "_data", None) or {}
-_FAST = getattr(_ENVIRON, "_data", None) is not None
+_RAW_DATA: dict[Any, Any] | None = getattr(_ENVIRON, "_data", None)
+_FAST = _RAW_DATA is not None
+_DATA: dict[Any, Any] = _RAW_DATA if _RAW_DATA is not None else {}  # never read unless _FAST
 _encode_key = getattr(_ENVIRON, "encodekey", lambda name: name)
 _AUTOLOG_KEY = _encode_key(AUTOLOG_ENV)
 _LOG_CONTENT_KEY = _encode_key(LOG_CONTENT_ENV)

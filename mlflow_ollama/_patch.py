@@ -74,15 +74,20 @@ class TracingWrapper(wrapt.FunctionWrapper):  # type: ignore[type-arg]  # generi
     layer, two layers per call). Here, when tracing is off at lookup time, the lookup returns the
     original bound method itself, so the call runs at the SDK's own speed.
 
-    Nothing is lost by deciding at lookup time: a method looked up while tracing was off and
-    called after it came back on still passes ``Client._request``, whose wrapper traces calls
-    that reached an SDK method unwrapped (an early-bound ``from ollama import chat`` the same
-    way). Wrappers bound while tracing was on ask ``enabled`` again at call time, as before.
+    A method looked up while tracing was off and called after it came back on is still traced:
+    it passes ``Client._request``, whose wrapper traces calls that reached an SDK method
+    unwrapped, as it does an early-bound ``from ollama import chat`` (with that path's limits,
+    see ``request_fallback``). Wrappers bound while tracing was on ask ``enabled`` again at call
+    time, as before. Anything wrapt would not bind (no ``__get__``, a class, a mock put in place
+    of the method) is left to wrapt.
     """
 
     def __get__(self, instance: Any, owner: type | None = None) -> Any:
         if instance is not None and not tracing_enabled():
-            return self.__wrapped__.__get__(instance, owner)
+            wrapped = self.__wrapped__
+            bind = getattr(type(wrapped), "__get__", None)
+            if bind is not None and not isinstance(wrapped, type):
+                return bind(wrapped, instance, owner)
         return super().__get__(instance, owner)
 
 

@@ -140,9 +140,11 @@ class TracedCall:
         attributes = self._attributes(source)
         if extra:
             attributes.update(extra)
-        if response is not None:
-            attributes[_OUTPUTS] = outputs if self.log_content else m.without_content(outputs)
-        _set_attributes(self.span, attributes)
+        try:
+            if response is not None:
+                attributes[_OUTPUTS] = outputs if self.log_content else m.without_content(outputs)
+        finally:  # if the outputs could not be made, the attributes are still written
+            _set_attributes(self.span, attributes)
 
     def succeed(self, response: Any, extra: dict[str, Any] | None = None) -> None:
         """Record the response (an SDK object or its dict form) and end the span, status OK.

@@ -147,7 +147,10 @@ def request_fallback(callers: Mapping[CodeType, Endpoint], *, is_async: bool) ->
     a ``chat`` bound by ``from ollama import chat`` before ``autolog()``: that bound method holds
     the original function, but ``self._request`` is looked up on the class at call time. The
     caller's arguments are read from its frame, so the span records the same inputs as any other
-    path. Calls that came through a public wrapper pass straight through: one call, one span.
+    path, except arguments passed with their default value, which cannot be told apart from
+    omitted ones and are left out. The span starts when the SDK sends the request, so an error
+    the SDK raises before that (a bad image path, a validation error) leaves no span on this path.
+    Calls that came through a public wrapper pass straight through: one call, one span.
     """
 
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:

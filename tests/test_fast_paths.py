@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime
 import os
+import subprocess
+import sys
 from typing import Any
 
 import mlflow
@@ -110,3 +112,14 @@ def test_a_data_uri_in_message_text_is_recorded_as_the_text_ollama_got(client: A
     [span] = chat_spans(only_trace())
     assert span.inputs["messages"] == user(text)
     assert span.get_attribute("mlflow.chat.messages")[0]["content"] == text
+
+
+def test_env_switches_work_when_the_environment_was_empty_at_import() -> None:
+    # An empty os.environ at import (env -i, subprocess env={}) must still be the mapping read.
+    code = (
+        "import os; os.environ.clear(); from mlflow_ollama import _config as c; c.settings.active = True; "
+        "os.environ[c.AUTOLOG_ENV] = 'false'; os.environ[c.LOG_CONTENT_ENV] = 'false'; "
+        "print(c.tracing_enabled(), c.content_enabled())"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]

@@ -11,6 +11,7 @@ import tempfile
 import textwrap
 import types
 from typing import Any
+from unittest import mock
 
 import ollama
 import pytest
@@ -148,6 +149,16 @@ def test_while_off_a_lookup_gives_the_original_method(client: Any, monkeypatch: 
     monkeypatch.setenv("MLFLOW_OLLAMA_AUTOLOG", "true")
     looked_up_on = client.chat
     assert isinstance(looked_up_on, wrapt.BoundFunctionWrapper)
+
+
+def test_a_mock_in_place_of_a_method_still_answers_with_tracing_off(
+    client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with mock.patch.object(ollama.Client, "chat", return_value="mocked"):
+        mlflow_ollama.autolog()
+        monkeypatch.setenv("MLFLOW_OLLAMA_AUTOLOG", "false")
+        assert client.chat(model=MODEL, messages=user("x")) == "mocked"
+        mlflow_ollama.revert()
 
 
 def test_method_looked_up_while_off_and_called_when_on_is_traced_once(

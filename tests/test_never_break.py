@@ -13,7 +13,6 @@ import pytest
 from mlflow.entities import LiveSpan
 from mlflow.tracing.export.mlflow_v3 import MlflowV3SpanExporter
 from mlflow.tracing.trace_manager import InMemoryTraceManager
-from opentelemetry.sdk.trace import Span as OtelSpan
 
 import mlflow_ollama
 from mlflow_ollama import _mapping, _spans
@@ -47,8 +46,9 @@ FAULTS: dict[str, tuple[Any, str]] = {
     "response mapping": (_mapping, "response_outputs"),
     "chat view": (_mapping, "chat_messages"),
     # Inputs, outputs and attributes are written as JSON text onto the OpenTelemetry span (issue 7).
+    # (Not a fault in the OpenTelemetry span's set_attributes: MLflow 3.0's span start calls it too.)
     "encode": (_spans, "_encode"),
-    "write attributes": (OtelSpan, "set_attributes"),
+    "write to the span": (_spans, "_set_attributes"),
     "set attributes": (LiveSpan, "set_attributes"),
     "export": (MlflowV3SpanExporter, "export"),
     "span end": (LiveSpan, "end"),
