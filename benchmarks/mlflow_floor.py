@@ -40,7 +40,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from peers import _CANNED, MODEL, SHORT, _peer_tracer_provider, _Sink, _StubHttp
+from peers import _CANNED, MODEL, SHORT, _mlflow_drain, _peer_tracer_provider, _Sink, _StubHttp
 
 PEERS = {
     "openllmetry": "opentelemetry.instrumentation.ollama",
@@ -58,15 +58,6 @@ def _configure_export() -> _Sink:
     os.environ["OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"] = "http/protobuf"
     os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{tempfile.mkdtemp()}/floor.db"
     return sink
-
-
-def _flush() -> None:
-    """Export every ended span now, on any MLflow 3 release (the provider moved in 3.x)."""
-    from mlflow.tracing import provider as tracing
-
-    holder = getattr(tracing, "provider", None)
-    current = holder.get() if holder is not None else getattr(tracing, "_MLFLOW_TRACER_PROVIDER", None)
-    getattr(current, "force_flush", lambda: None)()
 
 
 def _blocks(run: Callable[[], Any], blocks: list[float]) -> None:
@@ -106,7 +97,10 @@ def _peers() -> dict[str, float]:
     """Each installed peer's added µs, measured in a child process."""
     added = {}
     for name, module in PEERS.items():
-        if importlib.util.find_spec(module.split(".")[0]) is None or importlib.util.find_spec(module) is None:
+        try:
+            if importlib.util.find_spec(module) is None:
+                continue
+        except ModuleNotFoundError:  # a parent package is missing
             continue
         out = subprocess.run([sys.executable, __file__, "--peer", name], capture_output=True, text=True, check=True)
         result = json.loads(out.stdout.strip().splitlines()[-1])
@@ -145,7 +139,7 @@ def measure() -> dict[str, float]:
                 mlflow_ollama.autolog()
             _blocks(paths[name], blocks[name])
             mlflow_ollama.revert()
-            _flush()
+            _mlflow_drain()
             time.sleep(PAUSE_S)
     for values in blocks.values():
         del values[:2]  # warm-up blocks

@@ -289,7 +289,9 @@ def _mlflow_drain() -> None:
     """
     from mlflow.tracing import provider as tracing
 
-    getattr(tracing.provider.get(), "force_flush", lambda: None)()  # span processor -> exporter
+    holder = getattr(tracing, "provider", None)  # MLflow 3.0 keeps the provider in a module global
+    current = holder.get() if holder is not None else getattr(tracing, "_MLFLOW_TRACER_PROVIDER", None)
+    getattr(current, "force_flush", lambda: None)()  # span processor -> exporter
     exporter_of: Callable[[], Any] = tracing._get_trace_exporter
     exporter = exporter_of()
     queue = getattr(getattr(exporter, "_async_queue", None), "_queue", None)
