@@ -7,29 +7,29 @@ extra Pythons live in pyenv; ``.ci/run`` exposes them through ``PYENV_VERSION``.
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import nox
 
 nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.error_on_missing_interpreters = False
-nox.options.sessions = ["tests", "e2e", "lint", "typecheck", "docs"]
+nox.options.sessions = ["tests", "install", "e2e", "lint", "typecheck", "docs"]
 # Use the interpreters that are installed; never download one.
 os.environ.setdefault("UV_PYTHON_DOWNLOADS", "never")
 
 PYTHONS = ["3.10", "3.11", "3.12", "3.13"]
 
-# The oldest releases we support, as declared in pyproject.toml. MLflow 3.0 to 3.3 fail to end
-# spans with opentelemetry-sdk 1.45+ ('...SpanProcessor' object has no attribute '_shutdown'),
-# whoever calls them, so the oldest set also pins OpenTelemetry of MLflow 3.0's time;
-# and MLflow 3.0's sqlite store imports a pool class that SQLAlchemy 2.1 removed.
+# The oldest releases we support, as declared in pyproject.toml; MLflow's floor is chosen in
+# mlflow_ollama/_compat.py (OLDEST_MLFLOW) and a test keeps the three in step. Full mlflow pins
+# mlflow-skinny and mlflow-tracing to its own version, so naming it is enough.
 OLDEST = [
     "ollama==0.4.0",
-    "mlflow==3.0.0",
-    "mlflow-skinny==3.0.0",
-    "mlflow-tracing==3.0.0",
-    "opentelemetry-api==1.33.1",
-    "opentelemetry-sdk==1.33.1",
+    "mlflow==3.4.0",
+    # For MLflow's own sake, not ours: MLflow 3.4 to 3.8 import a pool class that SQLAlchemy 2.1
+    # removed, so their sqlite store fails to import ("cannot import name
+    # 'FallbackAsyncAdaptedQueuePool'"); 3.9 imports it only where it exists. Users of those
+    # releases need the same pin (docs/limitations.md#versions).
     "sqlalchemy<2.1",
     "wrapt==1.17.0",
 ]
@@ -38,8 +38,6 @@ OLDEST = [
 MIDDLE = [
     "ollama==0.5.4",
     "mlflow==3.10.1",
-    "mlflow-skinny==3.10.1",
-    "mlflow-tracing==3.10.1",
     "wrapt==2.0.0",
 ]
 PINS = {"oldest": OLDEST, "middle": MIDDLE, "latest": []}
@@ -67,6 +65,47 @@ def tests(session: nox.Session, deps: str) -> None:
     session.install("-e", ".[mlflow]", *TEST_DEPS, *PINS[deps])
     session.run("python", "-c", _PRINT_VERSIONS)
     session.run("pytest", "--ignore=tests/e2e", *session.posargs)
+
+
+# The MLflow a user already has, installed first with pip, then our wheel, as a user would:
+# name -> (what pip installs before the wheel, what tests/install/check.py expects).
+USER_MLFLOWS = {
+    "oldest": (["mlflow==3.4.0", "sqlalchemy<2.1"], "traced"),  # the pin: see OLDEST
+    "newest": (["mlflow"], "traced"),  # whatever pip resolves today
+    # Full MLflow 3.0/3.1 depend on mlflow-skinny only, so the wheel brings the newest
+    # mlflow-tracing, which overwrites part of MLflow's files: autolog() must say so.
+    "mixed": (["mlflow==3.1.0"], "mixed"),
+}
+
+
+@nox.session(python="3.11")
+def install(session: nox.Session) -> None:
+    """The wheel, installed with pip into venvs that already hold a user's MLflow; one traced chat in each.
+
+    Each venv is new (``python -m venv``, its own pip); they stay under ``.nox/install/tmp`` for a look.
+    """
+    tmp = Path(session.create_tmp()).resolve()
+    dist = tmp / "dist"
+    shutil.rmtree(dist, ignore_errors=True)
+    venvs: dict[str, str] = {}
+    for name in USER_MLFLOWS:
+        path = tmp / f"user-{name}"
+        session.run("python", "-m", "venv", "--clear", str(path))
+        venvs[name] = str(path / ("Scripts/python.exe" if os.name == "nt" else "bin/python"))
+    pip = ["-m", "pip", "--disable-pip-version-check", "--quiet"]
+    # Built by pip from this checkout, as `pip install .` would build it.
+    first = next(iter(venvs.values()))
+    session.run(first, *pip, "wheel", "--no-deps", "--wheel-dir", str(dist), ".", external=True)
+    [wheel] = dist.glob("mlflow_ollama-*.whl")
+    check = str(Path("tests/install/check.py").resolve())
+    for name, (user_has, expect) in USER_MLFLOWS.items():
+        python = venvs[name]
+        session.log(f"{name}: pip install {' '.join(user_has)}, then {wheel.name}")
+        session.run(python, *pip, "install", *user_has, external=True)
+        session.run(python, *pip, "install", str(wheel), external=True)
+        # From a directory without our source, so the import is the installed wheel's.
+        with session.chdir(tmp):
+            session.run(python, check, "--expect", expect, external=True)
 
 
 @nox.session(python="3.11")
@@ -156,8 +195,6 @@ def bench_peers(session: nox.Session) -> None:
 def bench_floor(session: nox.Session, deps: str) -> None:
     """MLflow's own cost per span on each MLflow release of the matrix; writes docs/benchmarks/floor.md."""
     exporter = "opentelemetry-exporter-otlp-proto-http"
-    if deps == "oldest":  # the exporter of the pinned OpenTelemetry release
-        exporter += "==" + next(p.split("==")[1] for p in OLDEST if p.startswith("opentelemetry-sdk=="))
     peers = BENCH_PEERS if deps == "latest" else []  # the peers' releases need a recent OpenTelemetry
     session.install("-e", ".[mlflow]", exporter, *peers, *PINS[deps])
     session.run("python", "-c", _PRINT_VERSIONS)

@@ -17,7 +17,7 @@ from typing import Any, Literal
 import wrapt
 
 from mlflow_ollama._config import tracing_enabled
-from mlflow_ollama._safety import logger, warn
+from mlflow_ollama._safety import logger, report, warn
 
 __all__ = [
     "TARGETS",
@@ -131,10 +131,15 @@ def _resolve(target: Target) -> tuple[Target, Any, str, Any] | None:
 
 def install() -> None:
     """Wrap every target. Does nothing if already installed or if ``ollama`` is not imported."""
-    from mlflow_ollama import _wrappers
-
     with _lock:
         if _installed or "ollama" not in sys.modules:
+            return
+        try:
+            # Imports MLflow. Here, not at the top: this may run inside the user's `import ollama`
+            # (the post-import hook), and a broken MLflow (a mixed install, say) must not break it.
+            from mlflow_ollama import _wrappers
+        except Exception as exc:
+            report("import MLflow, so Ollama calls are not traced", exc)
             return
         resolved = [r for r in map(_resolve, TARGETS) if r is not None]
         # Parameter names come from the first target of each method, Client's own function: a

@@ -184,8 +184,14 @@ class TracedCall:
 
     def _record_exception(self, exc: BaseException) -> None:
         if self.log_content:
-            # KeyboardInterrupt or asyncio.CancelledError are not Exceptions, but still end the call.
-            self.span.record_exception(exc if isinstance(exc, Exception) else repr(exc))
+            # LiveSpan.record_exception is feature-detected: some MLflow snapshots lack it (the
+            # mlflow-skinny 3.0.0 wheel). The event it adds is all we need: fail() sets ERROR. It
+            # takes only Exceptions; KeyboardInterrupt or CancelledError still end the call.
+            record = getattr(self.span, "record_exception", None)
+            if record is not None and isinstance(exc, Exception):
+                record(exc)
+            else:
+                self.span.add_event(SpanEvent.from_exception(exc))  # type: ignore[arg-type]  # any BaseException works
             return
         # An exception's message can quote the input (pydantic does): keep only its type.
         name = type(exc).__name__

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import json
 import re
 from typing import Any
 
@@ -17,6 +18,19 @@ def traces() -> list[Any]:
     experiment = mlflow.tracking.fluent._get_experiment_id()
     found = mlflow.search_traces(experiment_ids=[experiment], return_type="list")  # 3.x-wide spelling
     return sorted(found, key=lambda t: t.info.timestamp_ms)
+
+
+def trace_token_usage(trace: Any) -> dict[str, int] | None:
+    """The trace-level token usage MLflow aggregates from the spans.
+
+    Read through ``TraceInfo.token_usage`` where the installed MLflow has it, else from the trace
+    metadata it is stored in (``mlflow.trace.tokenUsage``), which every MLflow 3 release writes:
+    the mlflow-skinny 3.0.0 snapshot, for one, has no such property.
+    """
+    if hasattr(type(trace.info), "token_usage"):
+        return trace.info.token_usage  # type: ignore[no-any-return]
+    raw = trace.info.trace_metadata.get("mlflow.trace.tokenUsage")
+    return json.loads(raw) if raw else None
 
 
 def only_trace() -> Any:

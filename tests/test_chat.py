@@ -19,7 +19,7 @@ from mlflow.entities import SpanType
 
 import mlflow_ollama
 from mlflow_ollama.testing import Failure, OllamaDouble, Reply
-from support import MODEL, base_name, chat_spans, only_trace, sdk_accepts, traces, user
+from support import MODEL, base_name, chat_spans, only_trace, sdk_accepts, trace_token_usage, traces, user
 
 OLLAMA_VERSION = tuple(int(p) for p in importlib.metadata.version("ollama").split(".")[:2])
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 40
@@ -68,7 +68,7 @@ def test_client_chat_gives_one_chat_model_span_with_inputs_outputs_and_attribute
 def test_trace_level_usage_and_cost_come_out_of_the_store(client: Any) -> None:
     client.chat(model="deepseek-r1", messages=user("price me"))
     trace = only_trace()
-    assert trace.info.token_usage == {"input_tokens": 2, "output_tokens": 4, "total_tokens": 6}
+    assert trace_token_usage(trace) == {"input_tokens": 2, "output_tokens": 4, "total_tokens": 6}
     # A local model named like a paid one must not be priced from MLflow's catalog.
     cost = trace.data.spans[0].attributes.get("mlflow.llm.cost")
     assert cost == {"input_cost": 0.0, "output_cost": 0.0, "total_cost": 0.0}
@@ -334,7 +334,9 @@ def test_tool_calling_loop_is_one_trace_with_chain_chat_tool_chat() -> None:
     assert [m["role"] for m in conversation] == ["user", "assistant", "tool", "assistant"]
     assert conversation[1]["tool_calls"][0]["id"] == conversation[2]["tool_call_id"] == "call_0"
     assert conversation[3]["content"] == answer
-    assert trace.info.token_usage["total_tokens"] == sum(
+    usage = trace_token_usage(trace)
+    assert usage is not None
+    assert usage["total_tokens"] == sum(
         c.attributes["mlflow.chat.tokenUsage"]["total_tokens"] for c in (children[0], children[2])
     )
 

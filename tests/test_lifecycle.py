@@ -264,6 +264,28 @@ def test_autolog_before_import_does_not_import_ollama_and_patches_on_import(serv
     assert result.stdout.strip().splitlines()[-1] == "['ollama.chat']"
 
 
+def test_a_broken_mlflow_never_breaks_import_ollama_or_the_call(server: OllamaDouble) -> None:
+    """A mixed MLflow install can leave ``import mlflow`` failing; the import hook must not pass that on."""
+    result = _run_python(
+        """
+        import logging, os, sys
+        sys.modules["mlflow"] = None  # `import mlflow` now raises ImportError, as in a broken install
+        logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
+        import mlflow_ollama
+        mlflow_ollama.autolog()
+        os.environ["OLLAMA_HOST"] = os.environ["DOUBLE_URL"]
+        import ollama  # the hook tries to patch here
+        reply = ollama.chat(model="llama3.2", messages=[{"role": "user", "content": "still here"}])
+        print(reply.message.content, type(vars(ollama.Client)["chat"]).__name__)
+        """,
+        DOUBLE_URL=server.url,
+        MLFLOW_OLLAMA_STRICT="false",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "You said: still here function"
+    assert "mlflow-ollama failed to import MLflow, so Ollama calls are not traced" in result.stderr
+
+
 def test_importing_the_package_imports_neither_ollama_nor_mlflow() -> None:
     result = _run_python("import sys, mlflow_ollama; print('ollama' in sys.modules, 'mlflow' in sys.modules)")
     assert result.returncode == 0, result.stderr
