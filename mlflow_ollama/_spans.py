@@ -11,9 +11,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import mlflow
-from mlflow.entities import LiveSpan, SpanEvent, SpanType
+from mlflow.entities import LiveSpan, NoOpSpan, SpanEvent, SpanType
 
 from mlflow_ollama import _mapping as m
+from mlflow_ollama import _previews
 from mlflow_ollama._config import content_enabled, settings
 
 _Attachment: Any
@@ -21,6 +22,12 @@ try:  # MLflow 3.11+: images go into the trace as attachments the UI can show
     from mlflow.tracing.attachments import Attachment as _Attachment
 except ImportError:  # older MLflow: images are summarised only
     _Attachment = None
+
+_TraceManager: Any
+try:  # where MLflow keeps a trace until its root span ends; the public API reaches only current spans
+    from mlflow.tracing.trace_manager import InMemoryTraceManager as _TraceManager
+except ImportError:
+    _TraceManager = None
 
 __all__ = ["Endpoint", "TracedCall", "start"]
 
@@ -140,11 +147,36 @@ class TracedCall:
         attributes = self._attributes(source)
         if extra:
             attributes.update(extra)
+        recorded = None
         try:
             if response is not None:
-                attributes[_OUTPUTS] = outputs if self.log_content else m.without_content(outputs)
+                recorded = attributes[_OUTPUTS] = outputs if self.log_content else m.without_content(outputs)
         finally:  # if the outputs could not be made, the attributes are still written
             _set_attributes(self.span, attributes)
+        if self.span.parent_id is None:  # never the previews of a trace whose root is the user's
+            self._set_previews(recorded)
+
+    def _set_previews(self, outputs: Any) -> None:
+        """Set the trace's request and response previews, as the traces list shows them.
+
+        Only for a trace whose root is this span, before it ends: MLflow then keeps them instead of
+        deriving its own from the root's inputs and outputs, which it would parse back from JSON.
+        From what was recorded, so with content off no content reaches a preview.
+        """
+        if _TraceManager is None:
+            return
+        method = self.endpoint.method
+        request = _previews.request_preview(method, self.inputs)
+        response = _previews.response_preview(method, outputs) if outputs is not None else None
+        if request is None and response is None:
+            return
+        with _TraceManager.get_instance().get_trace(self.span.trace_id) as trace:
+            if trace is None:
+                return
+            if request is not None:
+                trace.info.request_preview = request
+            if response is not None:
+                trace.info.response_preview = response
 
     def succeed(self, response: Any, extra: dict[str, Any] | None = None) -> None:
         """Record the response (an SDK object or its dict form) and end the span, status OK.
@@ -242,8 +274,11 @@ def _with_references(value: Any, trace_id: str) -> Any:
     return value
 
 
-def start(endpoint: Endpoint, instance: Any, arguments: dict[str, Any]) -> TracedCall:
-    """Open the span for a call, as a child of whatever span is current, without becoming current."""
+def start(endpoint: Endpoint, instance: Any, arguments: dict[str, Any]) -> TracedCall | None:
+    """Open the span for a call, as a child of whatever span is current, without becoming current.
+
+    None when MLflow itself records nothing (its tracing is disabled): the call then goes untraced.
+    """
     log_content = content_enabled()
     attach, attachments = _attachment_factory() if log_content else (None, [])
     inputs = m.request_inputs(arguments, attach)
@@ -264,6 +299,8 @@ def start(endpoint: Endpoint, instance: Any, arguments: dict[str, Any]) -> Trace
     # Inputs and attributes are set here rather than passed to start_span_no_context: when setting
     # them fails there, MLflow swaps in a no-op span and leaves the real one open for good.
     span = mlflow.start_span_no_context(name=endpoint.span_name, span_type=endpoint.span_type)
+    if isinstance(span, NoOpSpan):  # MLflow's own switches: tracing.disable(), context(enabled=False)
+        return None
     call = TracedCall(endpoint, span, inputs, log_content)
     try:
         if attachments:
