@@ -8,6 +8,7 @@ from typing import Any
 
 import mlflow
 import ollama
+import pytest
 from mlflow.tracing.trace_manager import InMemoryTraceManager
 
 import mlflow_ollama
@@ -60,6 +61,7 @@ def test_32_threads_mixing_streamed_and_plain_calls(server: OllamaDouble) -> Non
     _check(traces(), expected)
 
 
+@pytest.mark.heavy  # ~70 s, nearly all of it MLflow writing 1,000 traces to sqlite
 def test_1000_asyncio_tasks_mixing_streamed_and_plain_calls(server: OllamaDouble) -> None:
     mlflow_ollama.autolog()
 
