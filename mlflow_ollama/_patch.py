@@ -6,6 +6,7 @@ cannot drift apart.
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import sys
 import threading
@@ -30,12 +31,17 @@ __all__ = [
     "uninstall",
 ]
 
-Kind = Literal["sync", "async", "fallback-sync", "fallback-async"]
+Kind = Literal["sync", "async", "fallback-sync", "fallback-async", "semconv"]
 
 
 @dataclass(frozen=True)
 class Target:
-    """One attribute to wrap. ``module`` is looked up in ``sys.modules``, never imported."""
+    """One attribute to wrap.
+
+    ``module`` is looked up in ``sys.modules``: an ``ollama`` module is never imported by us
+    (importing it reads ``OLLAMA_HOST``); an ``mlflow`` one is imported if it exists, MLflow
+    being loaded by then anyway.
+    """
 
     module: str
     path: str
@@ -62,6 +68,9 @@ TARGETS: tuple[Target, ...] = (
     ),
     Target("ollama._client", "Client._request", "fallback-sync"),
     Target("ollama._client", "AsyncClient._request", "fallback-async"),
+    # MLflow's choice of GenAI semantic-convention converter for OTLP export (MLflow 3.15+): ours
+    # for spans of our format. Runs only at export with MLFLOW_ENABLE_OTEL_GENAI_SEMCONV=true.
+    Target("mlflow.tracing.export.genai_semconv.translator", "_get_converter", "semconv"),
 )
 
 
@@ -121,10 +130,12 @@ def _endpoint(method: str, function: Callable[..., Any]) -> Any:
 
 
 def _resolve(target: Target) -> tuple[Target, Any, str, Any] | None:
-    # Feature detection, not version sniffing: a target this ollama release lacks is skipped.
+    # Feature detection, not version sniffing: a target this ollama or MLflow release lacks is skipped.
     try:
+        if target.module.startswith("mlflow."):
+            importlib.import_module(target.module)
         return (target, *wrapt.resolve_path(sys.modules[target.module], target.path))
-    except (AttributeError, KeyError):
+    except (AttributeError, KeyError, ImportError):
         logger.debug("mlflow-ollama: %s.%s not found; not patched", target.module, target.path)
         return None
 
@@ -159,9 +170,12 @@ def install() -> None:
             "async": lambda t: _wrappers.async_method(endpoints[t.method]),
             "fallback-sync": lambda t: _wrappers.request_fallback(callers, is_async=False),
             "fallback-async": lambda t: _wrappers.request_fallback(callers, is_async=True),
+            "semconv": lambda t: _wrappers.semconv_converter,
         }
         for target, parent, attribute, original in resolved:
-            wrapper = TracingWrapper(original, factories[target.kind](target), enabled=tracing_enabled)
+            # The converter serves spans already made, so the tracing switch does not apply to it.
+            enabled = None if target.kind == "semconv" else tracing_enabled
+            wrapper = TracingWrapper(original, factories[target.kind](target), enabled=enabled)
             setattr(parent, attribute, wrapper)
             _installed.append(_Installed(parent, attribute, original, wrapper))
 

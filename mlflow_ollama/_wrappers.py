@@ -17,12 +17,13 @@ from contextvars import ContextVar
 from types import CodeType, FrameType
 from typing import Any
 
-from mlflow_ollama import _spans
+from mlflow_ollama import _mapping as m
+from mlflow_ollama import _semconv, _spans
 from mlflow_ollama._safety import report
 from mlflow_ollama._spans import Endpoint, TracedCall
 from mlflow_ollama._stream import traced_async_stream, traced_stream
 
-__all__ = ["Wrapper", "async_method", "request_fallback", "sync_method"]
+__all__ = ["Wrapper", "async_method", "request_fallback", "semconv_converter", "sync_method"]
 
 Wrapper = Callable[[Callable[..., Any], Any, tuple[Any, ...], dict[str, Any]], Any]
 
@@ -170,3 +171,14 @@ def request_fallback(callers: Mapping[CodeType, Endpoint], *, is_async: bool) ->
         return _run(call, wrapped, args, kwargs)
 
     return wrapper
+
+
+def semconv_converter(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """The wrapper for MLflow's ``_get_converter(message_format, inputs)``: ours for our format."""
+    message_format = args[0] if args else kwargs.get("message_format")
+    if message_format == m.PROVIDER:
+        try:
+            return _semconv.converter()
+        except Exception as exc:
+            report("make the GenAI semantic-convention converter", exc)
+    return wrapped(*args, **kwargs)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import importlib
 import logging
 import os
 import subprocess
@@ -28,15 +30,29 @@ def _current(target: Any) -> Any:
     return vars(parent)[attribute]
 
 
+def _present(target: Any) -> bool:
+    """Whether the installed releases have this target (the GenAI export is MLflow 3.15+)."""
+    if target.module.startswith("mlflow."):
+        with contextlib.suppress(ImportError):
+            importlib.import_module(target.module)
+    try:
+        _current(target)
+    except (KeyError, AttributeError):
+        return False
+    return True
+
+
 def _originals() -> dict[str, Any]:
-    return {f"{t.module}:{t.path}": _current(t) for t in TARGETS}
+    return {f"{t.module}:{t.path}": _current(t) for t in TARGETS if _present(t)}
 
 
 def test_autolog_wraps_every_target_and_revert_restores_the_same_objects(client: Any) -> None:
     before = _originals()
+    assert len(before) >= len(TARGETS) - 1  # only the MLflow one may be missing
     mlflow_ollama.autolog()
     for target in TARGETS:
-        assert isinstance(_current(target), wrapt.FunctionWrapper), target
+        if _present(target):
+            assert isinstance(_current(target), wrapt.FunctionWrapper), target
     mlflow_ollama.revert()
     after = _originals()
     for name, original in before.items():

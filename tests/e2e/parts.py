@@ -165,11 +165,15 @@ class OtlpReceiver:
 
     def attributes(self, span: Any) -> dict[str, Any]:
         """A received span's attributes as plain Python values (MLflow JSON-encodes its own)."""
-        values: dict[str, Any] = {}
-        for item in span.attributes:
-            kind = item.value.WhichOneof("value")
-            values[item.key] = getattr(item.value, kind) if kind else None
-        return values
+        return {item.key: _any_value(item.value) for item in span.attributes}
+
+
+def _any_value(value: Any) -> Any:
+    """An OTLP ``AnyValue`` as a Python value; arrays (``gen_ai.response.finish_reasons``) as lists."""
+    kind = value.WhichOneof("value")
+    if kind == "array_value":
+        return [_any_value(v) for v in value.array_value.values]
+    return getattr(value, kind) if kind else None
 
 
 @dataclass

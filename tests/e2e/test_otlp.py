@@ -73,3 +73,50 @@ def test_otlp_attributes_equal_the_stored_ones(exported: tuple[OtlpReceiver, dic
     )
     stored = sorted(comparable(s.name, s.attributes) for t in local.values() for s in t.data.spans)
     assert got == stored
+
+
+@pytest.fixture(scope="module")
+def semconv(server: OllamaDouble) -> OtlpReceiver:
+    """Spans the receiver got from the app with MLflow's GenAI semantic-convention export on."""
+    with OtlpReceiver() as receiver:
+        env = {
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": receiver.endpoint,
+            "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "http/protobuf",
+            "MLFLOW_ENABLE_OTEL_GENAI_SEMCONV": "true",
+        }
+        run_app(server, env, ["chat", "chat_stream", "tool_loop", "generate"], expect_trace_ids=False)
+    return receiver
+
+
+def _genai(receiver: OtlpReceiver, operation: str) -> list[dict[str, Any]]:
+    spans = [receiver.attributes(s) for s in receiver.spans]
+    return [a for a in spans if a.get("gen_ai.operation.name") == operation]
+
+
+def test_genai_semconv_spans_carry_the_reply_and_the_finish_reason(semconv: OtlpReceiver) -> None:
+    pytest.importorskip("mlflow.tracing.export.genai_semconv.translator")  # MLflow 3.15+
+    chats = _genai(semconv, "chat")
+    assert len(chats) == 4  # chat, chat_stream, the tool loop's two calls
+    assert {s.name for s in semconv.spans if s.name.startswith("chat ")} == {"chat llama3.2"}
+    replies = []
+    for attributes in chats:
+        assert attributes["gen_ai.provider.name"] == "ollama"
+        assert attributes["gen_ai.request.model"] == "llama3.2"
+        assert attributes["gen_ai.usage.input_tokens"] > 0
+        [reply] = json.loads(attributes["gen_ai.output.messages"])
+        assert reply["role"] == "assistant"
+        assert attributes["gen_ai.response.finish_reasons"] == [reply["finish_reason"]]
+        assert json.loads(attributes["gen_ai.input.messages"])[0]["role"] == "user"
+        replies.append(reply)
+    texts = sorted(p["content"] for r in replies for p in r["parts"] if p["type"] == "text")
+    assert "You said: Why is the sky blue?" in texts
+    assert any(t.startswith("According to get_weather: 22") for t in texts)
+    [asked] = [r for r in replies if r["finish_reason"] == "tool_call"]
+    [call] = asked["parts"]
+    assert call["type"] == "tool_call"
+    assert call["name"] == "get_weather"
+    assert call["arguments"] == {"city": "Tokyo"}
+    [system] = {a["gen_ai.system_instructions"] for a in chats if "gen_ai.system_instructions" in a}
+    assert json.loads(system) == [{"type": "text", "content": "Answer in one line."}]
+    [generate] = _genai(semconv, "generate_content")
+    assert json.loads(generate["gen_ai.output.messages"])[0]["parts"][0]["content"].startswith("You said:")
