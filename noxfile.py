@@ -182,6 +182,7 @@ BENCH_PEERS = [
     "opentelemetry-instrumentation-ollama",
     "openinference-instrumentation-ollama",
     "opentelemetry-exporter-otlp-proto-http",
+    "openai",  # MLflow's own route for Ollama: the OpenAI SDK to Ollama's /v1, mlflow.openai.autolog()
 ]
 
 

@@ -14,8 +14,10 @@ Method (issue 7):
   wrapper recording the same data ``mlflow_ollama`` records (the sqlite goal's yardstick);
   ``@mlflow.trace`` around ``Client.chat``; a bare MLflow span recording nothing (MLflow's floor);
   OpenLLMetry (``opentelemetry-instrumentation-ollama``); OpenInference
-  (``openinference-instrumentation-ollama``); and ``mlflow_ollama`` disabled with
-  ``MLFLOW_OLLAMA_AUTOLOG=false`` and after ``revert()`` (checked: the original functions are back).
+  (``openinference-instrumentation-ollama``); ``mlflow_ollama`` disabled with
+  ``MLFLOW_OLLAMA_AUTOLOG=false`` and after ``revert()`` (checked: the original functions are back);
+  and MLflow's own recommendation for Ollama, ``mlflow.openai.autolog()`` with the OpenAI SDK against
+  the double's OpenAI-compatible ``/v1`` endpoint, whose "added" is over the OpenAI SDK untraced.
 - **Rounds** are interleaved: in every round, every case runs once in every configuration, in a
   shuffled order. Before each round a configuration's export queue is drained (the span
   processor's ``force_flush``, then a wait on MLflow's export queue) outside the timed region, so
@@ -118,11 +120,19 @@ CONFIGS = {
         Config("openinference", "OpenInference (`openinference-instrumentation-ollama`)", ALL_CASES),
         Config("disabled", "mlflow_ollama, `MLFLOW_OLLAMA_AUTOLOG=false`", ("short",)),
         Config("reverted", "mlflow_ollama after `revert()`", ("short",)),
+        # MLflow's own recommendation for Ollama: the OpenAI SDK against Ollama's OpenAI-compatible
+        # /v1 endpoint, traced by mlflow.openai.autolog(). Its baseline is the OpenAI SDK untraced.
+        Config("openai_untraced", "OpenAI SDK to Ollama's `/v1`, untraced (its baseline)", SYNC_CASES),
+        Config("openai_autolog", "`mlflow.openai.autolog()`, OpenAI SDK to Ollama's `/v1`", SYNC_CASES),
     )
 }
 OTLP_CONFIGS = list(CONFIGS)
 SQLITE_CONFIGS = ["untraced", "mlflow_ollama", "blog", "same_data", "mlflow_trace", "bare_span"]
+SQLITE_CONFIGS += ["openai_untraced", "openai_autolog"]
 MLFLOW_CONFIGS = {"mlflow_ollama", "blog", "same_data", "mlflow_trace", "bare_span", "disabled", "reverted"}
+MLFLOW_CONFIGS |= {"openai_autolog"}
+BASELINES = {"openai_untraced": "openai_untraced", "openai_autolog": "openai_untraced"}
+"""The untraced configuration each is compared with, where it is not ``untraced``."""
 CALLS = {"short": 200, "history": 100, "stream": 10, "async": 3}
 """Calls per round and configuration (for ``async``: batches of 100 concurrent calls)."""
 SQLITE_CALLS = {"short": 60, "history": 40}
@@ -314,7 +324,9 @@ def _setup(name: str, sink: str, mode: str) -> Callable[[], None]:
         import mlflow
 
         mlflow.set_experiment(f"bench-{name}")
-        if name in ("mlflow_ollama", "disabled", "reverted"):
+        if name == "openai_autolog":
+            mlflow.openai.autolog()
+        elif name in ("mlflow_ollama", "disabled", "reverted"):
             import mlflow_ollama
 
             original = vars(ollama.Client)["chat"]
@@ -342,6 +354,21 @@ def _setup(name: str, sink: str, mode: str) -> Callable[[], None]:
     return lambda: None
 
 
+def _openai_cases(url: str) -> dict[str, Callable[[], Any]]:
+    """The same chats through the OpenAI SDK, against Ollama's OpenAI-compatible endpoint."""
+    import openai
+
+    client = openai.OpenAI(base_url=f"{url}/v1", api_key="ollama")
+    return {
+        "short": lambda: client.chat.completions.create(model=MODEL, messages=SHORT),  # type: ignore[arg-type]
+        "history": lambda: client.chat.completions.create(
+            model=MODEL,
+            messages=HISTORY,  # type: ignore[arg-type]
+            tools=TOOLS,  # type: ignore[arg-type]
+        ),
+    }
+
+
 def _cases(url: str) -> dict[str, Callable[[], Any]]:
     import ollama
 
@@ -366,7 +393,7 @@ def _cases(url: str) -> dict[str, Callable[[], Any]]:
 def worker(name: str, mode: str, url: str, sink: str) -> None:
     """Serve timing requests on stdin/stdout: ``{"case": ..., "calls": n, "drain_each": bool}``."""
     drain = _setup(name, sink, mode)
-    cases = _cases(url)
+    cases = _openai_cases(url) if name.startswith("openai_") else _cases(url)
     out = sys.stdout
     out.write(json.dumps({"ready": name}) + "\n")
     out.flush()
@@ -777,13 +804,13 @@ class Row:
 
 
 def summarise(samples: Samples, case: str, names: list[str], per: int = 1) -> list[Row]:
-    base = samples["untraced"][case]
-    base_all = [t for r in base for t in r]
-    base_median, base_p90 = statistics.median(base_all) / 1e3 / per, _p90(base_all) / 1e3 / per
     rows = []
     for name in names:
         if case not in samples.get(name, {}):
             continue
+        base = samples[BASELINES.get(name, "untraced")][case]
+        base_all = [t for r in base for t in r]
+        base_median, base_p90 = statistics.median(base_all) / 1e3 / per, _p90(base_all) / 1e3 / per
         rounds = samples[name][case]
         everything = [t for r in rounds for t in r]
         median, p90 = statistics.median(everything) / 1e3 / per, _p90(everything) / 1e3 / per
@@ -810,9 +837,10 @@ def table(rows: list[Row], unit: str = "µs") -> list[str]:
         "|---|---:|---:|---:|---:|---:|---|",
     ]
     for r in rows:
-        added = "—" if r.label == "untraced" else f"{r.added_us:+.1f} {unit}"
-        added_p90 = "—" if r.label == "untraced" else f"{r.added_p90_us:+.1f} {unit}"
-        spread = "—" if r.label == "untraced" else f"{r.spread[0]:+.1f} … {r.spread[1]:+.1f}"
+        baseline = r.label == "untraced" or "untraced (its baseline)" in r.label
+        added = "—" if baseline else f"{r.added_us:+.1f} {unit}"
+        added_p90 = "—" if baseline else f"{r.added_p90_us:+.1f} {unit}"
+        spread = "—" if baseline else f"{r.spread[0]:+.1f} … {r.spread[1]:+.1f}"
         lines.append(
             f"| {r.label} | {r.median_us:,.1f} | {r.p90_us:,.1f} | {added} | {added_p90} | {r.ratio:.3f} | {spread} |"
         )
@@ -831,6 +859,7 @@ def _versions() -> str:
         "opentelemetry-exporter-otlp-proto-http",
         "opentelemetry-instrumentation-ollama",
         "openinference-instrumentation-ollama",
+        "openai",
     ]
     found = []
     for name in names:
@@ -973,6 +1002,7 @@ def report(rounds: int, micro_rounds: int, log: Any) -> str:
 
     split = micro_otlp["split"]
     main = ["mlflow_ollama", "blog", "same_data", "mlflow_trace", "bare_span", "openllmetry", "openinference"]
+    openai_route = ["openai_untraced", "openai_autolog"]
     lines = [
         "# Tracing overhead, side by side",
         "",
@@ -995,11 +1025,11 @@ def report(rounds: int, micro_rounds: int, log: Any) -> str:
         "",
         f"### Non-streamed chat, short ({CALLS['short']} calls a round)",
         "",
-        *table(summarise(otlp, "short", ["untraced", *main, "disabled", "reverted"])),
+        *table(summarise(otlp, "short", ["untraced", *main, "disabled", "reverted", *openai_route])),
         "",
         f"### Non-streamed chat, 20-message history and 5 tools ({CALLS['history']} calls a round)",
         "",
-        *table(summarise(otlp, "history", ["untraced", *main])),
+        *table(summarise(otlp, "history", ["untraced", *main, *openai_route])),
         "",
         f"### Streamed chat, {STREAM_CHUNKS:,} chunks ({CALLS['stream']} streams a round), per chunk",
         "",

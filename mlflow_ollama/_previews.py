@@ -64,11 +64,12 @@ def _texts_summary(texts: Any) -> str:
 def request_preview(method: str, inputs: Mapping[str, Any]) -> str | None:
     """The request preview: last user message (chat), prompt (generate), input summary (embed)."""
     if method == "chat":
-        messages = [m for m in inputs.get("messages") or () if isinstance(m, Mapping)]
-        if not messages:
+        messages = inputs.get("messages")
+        if not isinstance(messages, list) or not messages:
             return None
-        asked = next((m for m in reversed(messages) if m.get("role") == "user"), messages[-1])
-        return _bounded(_message_text(asked))
+        # Recorded messages are plain dicts (message_dict()); from the newest back, no full copy.
+        asked = next((x for x in reversed(messages) if type(x) is dict and x.get("role") == "user"), messages[-1])
+        return _bounded(_message_text(asked)) if isinstance(asked, Mapping) else None
     if method == "generate":
         prompt = inputs.get("prompt")
         return None if prompt is None else _bounded(_text(prompt))

@@ -1,9 +1,10 @@
 """A loopback server that speaks the Ollama REST API, for tests, demos and benchmarks.
 
-It serves ``/api/chat``, ``/api/generate``, ``/api/embed``, ``/api/embeddings`` and a few model
-endpoints over real HTTP on 127.0.0.1: single JSON objects, NDJSON streams with chunked transfer
-encoding, HTTP errors with ``{"error": ...}`` bodies, mid-stream error lines and dropped
-connections, as the real server does. The real ``ollama`` client talks to it unchanged:
+It serves ``/api/chat``, ``/api/generate``, ``/api/embed``, ``/api/embeddings``, a few model
+endpoints and the OpenAI-compatible ``/v1/chat/completions`` over real HTTP on 127.0.0.1: single
+JSON objects, NDJSON streams with chunked transfer encoding, HTTP errors with ``{"error": ...}``
+bodies, mid-stream error lines and dropped connections, as the real server does. The real
+``ollama`` client talks to it unchanged:
 
 .. code-block:: python
 
@@ -210,6 +211,7 @@ class _Handler(BaseHTTPRequestHandler):
             "/api/embed": self._embed,
             "/api/embeddings": self._embeddings,
             "/api/show": self._show,
+            "/v1/chat/completions": self._openai_chat,
         }.get(self.path)
         if handler is None:
             self._send_json({"error": "not found"}, 404)
@@ -259,8 +261,84 @@ class _Handler(BaseHTTPRequestHandler):
     def _embeddings(self, body: dict[str, Any]) -> None:
         self._send_json({"embedding": _vector(str(body.get("prompt") or ""), 8)})
 
+    def _openai_chat(self, body: dict[str, Any]) -> None:
+        """Ollama's OpenAI-compatible endpoint, as MLflow's docs use it: the same toy model, OpenAI's shapes."""
+        scripted = self.server.next_scripted()
+        if isinstance(scripted, Failure):
+            self._send_json({"error": {"message": scripted.message, "type": "api_error"}}, scripted.status)
+            return
+        reply = scripted if isinstance(scripted, Reply) else _toy_chat(_from_openai(body))
+        completion = _openai_completion(body["model"], reply)
+        if not body.get("stream"):
+            self._send_json(completion)
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        [choice] = completion["choices"]
+        head = {k: completion[k] for k in ("id", "created", "model", "system_fingerprint")}
+        head["object"] = "chat.completion.chunk"
+        deltas: list[dict[str, Any]] = [
+            {"role": "assistant", "content": fragment} for fragment in _words(reply.content)
+        ]
+        if "tool_calls" in choice["message"]:
+            deltas.append({"role": "assistant", "content": "", "tool_calls": choice["message"]["tool_calls"]})
+        for delta in deltas:
+            self._write_chunk(f"data: {json.dumps({**head, 'choices': [{'index': 0, 'delta': delta}]})}\n\n")
+        last = {**head, "choices": [{"index": 0, "delta": {}, "finish_reason": choice["finish_reason"]}]}
+        self._write_chunk(f"data: {json.dumps(last)}\n\n")
+        self._write_chunk("data: [DONE]\n\n")
+        self.wfile.write(b"0\r\n\r\n")
+
     def _show(self, body: dict[str, Any]) -> None:
         self._send_json({"modelfile": "", "parameters": "", "template": "", "details": {}, "model_info": {}})
+
+
+def _from_openai(body: dict[str, Any]) -> dict[str, Any]:
+    """An OpenAI chat request as the toy model reads an Ollama one (tool results named by their call)."""
+    names: dict[str, str] = {}
+    messages = []
+    for message in body.get("messages") or []:
+        item = dict(message)
+        for call in item.get("tool_calls") or []:
+            names[str(call.get("id"))] = call.get("function", {}).get("name", "")
+        if item.get("role") == "tool":
+            item["tool_name"] = names.get(str(item.get("tool_call_id")), "")
+        messages.append(item)
+    return {**body, "messages": messages}
+
+
+def _openai_completion(model: str, reply: Reply) -> dict[str, Any]:
+    """A reply as Ollama's ``/v1/chat/completions`` sends it (no thinking, no durations)."""
+    message: dict[str, Any] = {"role": "assistant", "content": reply.content}
+    if reply.tool_calls:
+        message["tool_calls"] = [
+            {
+                "id": f"call_{i:08x}",
+                "index": i,
+                "type": "function",
+                "function": {"name": c["name"], "arguments": json.dumps(c["arguments"])},
+            }
+            for i, c in enumerate(reply.tool_calls)
+        ]
+    completion_tokens = reply.eval_count if reply.eval_count is not None else len(_words(reply.content))
+    prompt_tokens = reply.prompt_eval_count or 0
+    return {
+        "id": "chatcmpl-1",
+        "object": "chat.completion",
+        "created": 1767225600,
+        "model": model,
+        "system_fingerprint": "fp_ollama",
+        "choices": [
+            {"index": 0, "message": message, "finish_reason": "tool_calls" if reply.tool_calls else reply.done_reason}
+        ],
+        "usage": {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        },
+    }
 
 
 def _chunks(model: str, reply: Reply, kind: str) -> Iterator[dict[str, Any]]:

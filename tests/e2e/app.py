@@ -101,6 +101,34 @@ def tool_loop() -> None:
     loop("What is the weather in Tokyo?")
 
 
+def tool_call() -> None:
+    """One chat whose reply is only a tool call: the trace's root is the Ollama span."""
+    ollama.Client(host=HOST).chat(
+        model=MODEL, messages=[{"role": "user", "content": "Weather in Lisbon?"}], tools=[get_weather]
+    )
+
+
+def session() -> None:
+    """A three-turn chat, each turn its own trace, grouped as one session.
+
+    With ``mlflow.tracing.context`` (MLflow 3.12+) no span of the app's own is needed; before
+    that, a span around each turn carries the session through ``update_current_trace``.
+    """
+    client = ollama.Client(host=HOST)
+    messages: list[Any] = []
+    session_id = os.environ.get("APP_SESSION_ID", "trip-planning")
+    for question in ("Hi, I'm planning a trip to Japan.", "When is the best season?", "And what should I pack?"):
+        messages.append({"role": "user", "content": question})
+        if hasattr(mlflow.tracing, "context"):
+            with mlflow.tracing.context(session_id=session_id, user="ana"):
+                reply = client.chat(model=MODEL, messages=messages)
+        else:
+            with mlflow.start_span(name="turn"):
+                mlflow.update_current_trace(metadata={"mlflow.trace.session": session_id, "mlflow.trace.user": "ana"})
+                reply = client.chat(model=MODEL, messages=messages)
+        messages.append(reply.message)
+
+
 def generate() -> None:
     ollama.Client(host=HOST).generate(model=MODEL, prompt="Write a haiku about logs.", system="Be brief.")
 
@@ -115,6 +143,8 @@ SCENARIOS: dict[str, Callable[[], None]] = {
     "chat_stream": chat_stream,
     "chat_stream_async": chat_stream_async,
     "tool_loop": tool_loop,
+    "tool_call": tool_call,
+    "session": session,
     "generate": generate,
     "embed": embed,
 }

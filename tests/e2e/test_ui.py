@@ -184,3 +184,54 @@ def test_ui_with_content_off_shows_metadata_but_no_text(
     assert f"{_tokens(span)} tokens" in text
     assert "sky" not in text
     assert "Answer in one line" not in text
+
+
+@pytest.fixture(scope="module")
+def listed(mlflow_server: MlflowServer, server: OllamaDouble) -> str:
+    """An experiment holding the demo's kinds of trace and a three-turn session; its id."""
+    experiment = mlflow_server.new_experiment()
+    env = {"MLFLOW_TRACKING_URI": mlflow_server.url, "APP_EXPERIMENT_ID": experiment}
+    run_app(server, env, ["chat", "tool_call", "tool_loop", "chat_stream", "generate", "session"])
+    return experiment
+
+
+def open_traces_list(page: Any, server: MlflowServer, experiment: str) -> str:
+    page.goto("about:blank")  # a fresh load: from an open trace, a change of the URL's #part keeps its drawer
+    page.goto(f"{server.url}/#/experiments/{experiment}/traces")
+    page.get_by_text("Why is the sky blue?", exact=True).wait_for()
+    got_it = page.get_by_text("Got it", exact=True)  # a one-time "Detect Issues" tip covers the list
+    if got_it.count():
+        got_it.click()
+    return visible_text(page)
+
+
+def test_ui_traces_list_previews_read_like_the_conversation(
+    page: Any, mlflow_server: MlflowServer, listed: str
+) -> None:
+    """The first screen a user opens: each row's Input and Output are text, never Ollama's JSON."""
+    text = open_traces_list(page, mlflow_server, listed)
+    assert shows(text, "Why is the sky blue?", "You said: Why is the sky blue?"), text
+    assert shows(text, "Weather in Lisbon?", 'get_weather(city="Lisbon")'), text  # a reply of only a tool call
+    assert shows(text, "Count to five, slowly please.", "You said: Count to five, slowly please."), text  # streamed
+    assert shows(text, "Write a haiku about logs.", "You said: Write a haiku about logs."), text  # generate
+    assert shows(text, "And what should I pack?", "You said: And what should I pack?"), text
+    # The tool loop's root is the app's own span: its previews are MLflow's, left as they were.
+    assert shows(text, '{"question": "What is the weather in Tokyo?"}'), text
+    assert '"model"' not in text
+    assert "created_at" not in text
+    screenshot(page, "ui-traces-list.png")
+
+
+def test_ui_session_groups_a_multi_turn_chat(page: Any, mlflow_server: MlflowServer, listed: str) -> None:
+    open_traces_list(page, mlflow_server, listed)
+    page.get_by_label("Group traces by session").click()
+    # One row for the session: its first question and its last answer.
+    text = wait_shows(page, "trip-planning", "Hi, I'm planning a trip to Japan.", "You said: And what should I pack?")
+    assert shows(text, "trip-planning", "Hi, I'm planning a trip to Japan.", "You said: And what should I pack?"), text
+    assert "When is the best season?" not in text  # the middle turn is inside the collapsed session
+    page.get_by_text("trip-planning", exact=True).click()  # the session view: one turn per trace
+    turn = ("Turn 2", "User", "When is the best season?", "Assistant", "You said: When is the best season?")
+    text = wait_shows(page, *turn)
+    assert shows(text, *turn), text
+    assert shows(text, "Turn 3", "User", "And what should I pack?", "Assistant", "You said: And what should I pack?")
+    screenshot(page, "ui-session.png")
