@@ -403,13 +403,16 @@ def worker(name: str, mode: str, url: str, sink: str) -> None:
         drain()  # whatever an earlier round left in the export queue, outside the timed region
         gc.collect()
         timings: list[int] = []
+        cpu = time.process_time_ns()  # every thread of this process: the caller's and the exporter's
         for _ in range(request["calls"]):
             start = time.perf_counter_ns()
             run()
             timings.append(time.perf_counter_ns() - start)
             if request["drain_each"]:
                 drain()
-        out.write(json.dumps({"ns": timings}) + "\n")
+        drain()  # the export of this round's spans is part of their cost
+        cpu = time.process_time_ns() - cpu
+        out.write(json.dumps({"ns": timings, "cpu_ns": cpu}) + "\n")
         out.flush()
     drain()
 
@@ -744,7 +747,8 @@ class Worker:
         if not line:
             raise SystemExit(f"worker {self.name} failed to start; see the log")
 
-    def run(self, case: str, calls: int, drain_each: bool) -> list[int]:
+    def run(self, case: str, calls: int, drain_each: bool) -> tuple[list[int], int]:
+        """The latency of each call (ns), and the process's CPU time for them all, export included."""
         assert self.process.stdin is not None
         assert self.process.stdout is not None
         self.process.stdin.write(json.dumps({"case": case, "calls": calls, "drain_each": drain_each}) + "\n")
@@ -752,8 +756,8 @@ class Worker:
         line = self.process.stdout.readline()
         if not line:
             raise SystemExit(f"worker {self.name} died running {case}; see the log")
-        timings: list[int] = json.loads(line)["ns"]
-        return timings
+        reply = json.loads(line)
+        return reply["ns"], reply["cpu_ns"]
 
     def close(self) -> None:
         assert self.process.stdin is not None
@@ -763,14 +767,17 @@ class Worker:
 
 Samples = dict[str, dict[str, list[list[int]]]]
 """config -> case -> one list of timings (ns) per round."""
+CpuSamples = dict[str, dict[str, list[float]]]
+"""config -> case -> the process's CPU per call (ns, all threads, export included), one per round."""
 
 
-def measure(names: list[str], mode: str, rounds: int, url: str, sink: str, log: Any) -> Samples:
+def measure(names: list[str], mode: str, rounds: int, url: str, sink: str, log: Any) -> tuple[Samples, CpuSamples]:
     workers = {name: Worker(name, mode, url, sink, log) for name in names}
     for w in workers.values():
         w.wait_ready()
     calls = SQLITE_CALLS if mode == "sqlite" else CALLS
     samples: Samples = {name: {case: [] for case in CONFIGS[name].cases if case in calls} for name in names}
+    cpu: CpuSamples = {name: {case: [] for case in samples[name]} for name in names}
     try:
         for round_ in range(rounds + 1):  # round 0 warms up every configuration and case
             for case in calls:
@@ -778,14 +785,15 @@ def measure(names: list[str], mode: str, rounds: int, url: str, sink: str, log: 
                 random.shuffle(order)
                 for name in order:
                     n = max(3, calls[case] // 10) if round_ == 0 else calls[case]
-                    timings = workers[name].run(case, n, drain_each=mode == "sqlite")
+                    timings, cpu_ns = workers[name].run(case, n, drain_each=mode == "sqlite")
                     if round_:
                         samples[name][case].append(timings)
+                        cpu[name][case].append(cpu_ns / n)
             print(f"  {mode}: round {round_}/{rounds} done", file=sys.stderr, flush=True)
     finally:
         for w in workers.values():
             w.close()
-    return samples
+    return samples, cpu
 
 
 def _p90(values: list[int] | list[float]) -> float:
@@ -843,6 +851,51 @@ def table(rows: list[Row], unit: str = "µs") -> list[str]:
         spread = "—" if baseline else f"{r.spread[0]:+.1f} … {r.spread[1]:+.1f}"
         lines.append(
             f"| {r.label} | {r.median_us:,.1f} | {r.p90_us:,.1f} | {added} | {added_p90} | {r.ratio:.3f} | {spread} |"
+        )
+    return lines
+
+
+def _cpu_added(cpu: CpuSamples, case: str, name: str) -> float:
+    """Median over rounds of the process's CPU per call (µs), less that of its untraced baseline."""
+    base = cpu[BASELINES.get(name, "untraced")][case]
+    return (statistics.median(cpu[name][case]) - statistics.median(base)) / 1e3
+
+
+def cpu_table(samples: Samples, cpu: CpuSamples, case: str, names: list[str]) -> list[str]:
+    """Added caller latency next to added CPU per call, all threads, export included."""
+    floor = _cpu_added(cpu, case, "bare_span") if "bare_span" in cpu and case in cpu["bare_span"] else None
+    lines = [
+        "| configuration | added latency, median | added CPU per call, export included | times a bare span's CPU |",
+        "|---|---:|---:|---:|",
+    ]
+    for name in names:
+        if case not in cpu.get(name, {}) or name in ("untraced", "openai_untraced"):
+            continue
+        added = _cpu_added(cpu, case, name)
+        times = f"{added / floor:.2f}" if floor and name in MLFLOW_CONFIGS else "—"
+        latency = next(r.added_us for r in summarise(samples, case, [name]))
+        lines.append(f"| {CONFIGS[name].label} | {latency:+.0f} µs | {added:+.0f} µs | {times} |")
+    return lines
+
+
+def goals_16(otlp: Samples, cpu: CpuSamples) -> list[str]:
+    """Issue 16's goals against this run: CPU within 1.3 times a bare span, latency below MLflow's routes."""
+    yes = {True: "**met**", False: "**not met**"}
+    lines = ["| goal | this run | |", "|---|---|---|"]
+    for case in SYNC_CASES:
+        ours, floor = _cpu_added(cpu, case, "mlflow_ollama"), _cpu_added(cpu, case, "bare_span")
+        lines.append(
+            f"| {case}: added CPU per call, export included, at most 1.3 times a bare MLflow span's "
+            f"| ours {ours:+.0f} µs, bare span {floor:+.0f} µs: {ours / floor:.2f} times | {yes[ours <= 1.3 * floor]} |"
+        )
+    for case in SYNC_CASES:
+        ours = _added(otlp, case, "mlflow_ollama")
+        names = [n for n in ("mlflow_trace", "blog", "openai_autolog") if case in otlp.get(n, {})]
+        routes = {n: _added(otlp, case, n) for n in names}
+        shown = ", ".join(f"{CONFIGS[n].label} {v:+.0f} µs" for n, v in routes.items())
+        lines.append(
+            f"| {case}: added caller latency below every MLflow route | ours {ours:+.0f} µs; {shown} "
+            f"| {yes[all(ours < v for v in routes.values())]} |"
         )
     return lines
 
@@ -988,9 +1041,9 @@ def report(rounds: int, micro_rounds: int, log: Any) -> str:
     started = time.monotonic()
     try:
         print("OTLP export ...", file=sys.stderr, flush=True)
-        otlp = measure(OTLP_CONFIGS, "otlp", rounds, url, sink.url, log)
+        otlp, otlp_cpu = measure(OTLP_CONFIGS, "otlp", rounds, url, sink.url, log)
         print("sqlite store ...", file=sys.stderr, flush=True)
-        sqlite = measure(SQLITE_CONFIGS, "sqlite", rounds, url, sink.url, log)
+        sqlite, sqlite_cpu = measure(SQLITE_CONFIGS, "sqlite", rounds, url, sink.url, log)
         print("in process ...", file=sys.stderr, flush=True)
         micro_otlp = _micro("otlp", micro_rounds, log)
         micro_sqlite = _micro("sqlite", micro_rounds, log)
@@ -1014,6 +1067,13 @@ def report(rounds: int, micro_rounds: int, log: Any) -> str:
         "",
         f"Versions: {_versions()}.",
         "",
+        "## Goals (issue 16)",
+        "",
+        "CPU is the worker process's CPU time (every thread, the exporter's included) over a round, after a",
+        "final flush of its export, per call; latency is what the caller sees, with the export running.",
+        "",
+        *goals_16(otlp, otlp_cpu),
+        "",
         "## Goals (issue 7)",
         "",
         *goals(otlp, sqlite, micro_otlp),
@@ -1022,6 +1082,16 @@ def report(rounds: int, micro_rounds: int, log: Any) -> str:
         "latency seen by the caller; untraced is the same calls in a process with no tracing at all.",
         "",
         "## 1. OTLP/HTTP export to a loopback sink (every configuration)",
+        "",
+        "### Latency and CPU per call, export included",
+        "",
+        "Short chat:",
+        "",
+        *cpu_table(otlp, otlp_cpu, "short", [*main, "disabled", "reverted", *openai_route]),
+        "",
+        "20-message history and 5 tools:",
+        "",
+        *cpu_table(otlp, otlp_cpu, "history", [*main, *openai_route]),
         "",
         f"### Non-streamed chat, short ({CALLS['short']} calls a round)",
         "",
@@ -1045,7 +1115,18 @@ def report(rounds: int, micro_rounds: int, log: Any) -> str:
         "",
         "## 2. MLflow's default local sqlite store (MLflow configurations)",
         "",
-        "Export queue drained after every call, outside the timed region (see the method).",
+        "Export queue drained after every call, outside the timed region (see the method). The CPU column",
+        "includes MLflow's write of each trace to sqlite.",
+        "",
+        "| case | configuration | added latency, median | added CPU per call, store write included |",
+        "|---|---|---:|---:|",
+        *(
+            f"| {case} | {CONFIGS[n].label} | {_added(sqlite, case, n):+.0f} µs "
+            f"| {_cpu_added(sqlite_cpu, case, n):+,.0f} µs |"
+            for case in SYNC_CASES
+            for n in SQLITE_CONFIGS
+            if n not in ("untraced", "openai_untraced")
+        ),
         "",
         f"### Non-streamed chat, short ({SQLITE_CALLS['short']} calls a round)",
         "",

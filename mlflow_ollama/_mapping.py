@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 import math
 import os
@@ -49,12 +50,13 @@ FORMAT = "mlflow.message.format"
 # Ollama's durations are integer nanoseconds and arrive only on the final response.
 _DURATIONS = ("total_duration", "load_duration", "prompt_eval_duration", "eval_duration")
 _CHAT_ROLES = frozenset({"system", "user", "assistant", "tool"})
+_PLAIN_ROLES = frozenset({"system", "user", "assistant"})  # a tool message needs its call matched
 _MESSAGE_FIELDS = ("role", "content", "thinking", "tool_name")
 
 
 def get_field(obj: Any, name: str) -> Any:
     """Read a field from a dict or an ollama pydantic object; absent and None are the same."""
-    if isinstance(obj, Mapping):
+    if type(obj) is dict or isinstance(obj, Mapping):
         return obj.get(name)
     return getattr(obj, name, None)
 
@@ -74,9 +76,12 @@ def _dump(obj: Any, depth: int = 0, seen: set[int] | None = None) -> Any:
     (JSON has none); cycles, very deep nesting and objects JSON cannot hold become short
     ``"<...>"`` notes. Never raises for odd input.
     """
-    if type(obj) is str:  # the commonest case, first
-        return _text(obj)
-    if obj is None or isinstance(obj, (bool, int)):
+    kind = type(obj)
+    if kind is str:  # the commonest cases first, by exact type: isinstance() costs more
+        return obj if len(obj) <= MAX_TEXT_CHARS and obj.isascii() else _text(obj)
+    if kind is int or kind is bool or obj is None:
+        return obj
+    if isinstance(obj, (bool, int)):
         return obj
     if isinstance(obj, str):
         return _text(obj)
@@ -93,9 +98,23 @@ def _dump(obj: Any, depth: int = 0, seen: set[int] | None = None) -> Any:
         return "<recursive reference>"
     seen.add(key)
     try:
-        return _dump_container(obj, depth, seen)
+        return _dump_dict(obj, depth, seen) if kind is dict else _dump_container(obj, depth, seen)
     finally:
         seen.discard(key)
+
+
+def _dump_dict(obj: dict[Any, Any], depth: int, seen: set[int]) -> dict[str, Any]:
+    """A plain dict: plain keys and scalar values are taken as they are, without a call each."""
+    out: dict[str, Any] = {}
+    for k, v in obj.items():
+        if type(k) is not str or len(k) > MAX_TEXT_CHARS or not k.isascii():
+            k = _text(str(k))
+        kind = type(v)
+        if (kind is str and len(v) <= MAX_TEXT_CHARS and v.isascii()) or kind is int or kind is bool or v is None:
+            out[k] = v
+        else:
+            out[k] = _dump(v, depth + 1, seen)
+    return out
 
 
 def _dump_container(obj: Any, depth: int, seen: set[int]) -> Any:
@@ -105,7 +124,9 @@ def _dump_container(obj: Any, depth: int, seen: set[int]) -> Any:
             obj = obj.model_dump(mode="python", exclude_none=True, by_alias=True)
         except Exception as exc:
             return f"<{type(obj).__name__}: {type(exc).__name__}>"
-    if type(obj) is dict or isinstance(obj, Mapping):
+        if type(obj) is dict:
+            return _dump_dict(obj, depth, seen)
+    if isinstance(obj, Mapping):
         return {_text(str(k)): _dump(v, depth + 1, seen) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         return [_dump(v, depth + 1, seen) for v in obj]
@@ -250,6 +271,8 @@ def _cut(text: str, limit: int) -> str:
 
 def message_dict(message: Any, attach: Attach | None = None) -> dict[str, Any]:
     """One chat message (dict or ``ollama.Message``) as a plain dict, images summarised."""
+    if type(message) is dict and "images" not in message and "tool_calls" not in message:
+        return _dump_dict(message, -1, set())  # the common case: role and text, nothing to summarise
     if isinstance(message, Mapping):
         out = {str(k): v for k, v in message.items() if k not in ("images", "tool_calls")}
     else:
@@ -271,11 +294,22 @@ def tool_definitions(tools: Iterable[Any]) -> list[dict[str, Any]]:
     """Tools as the JSON schema the SDK sends: dicts, ``ollama.Tool`` objects or Python functions."""
     out: list[dict[str, Any]] = []
     for tool in tools:
-        if callable(tool) and not isinstance(tool, Mapping) and not hasattr(tool, "model_dump"):
-            # The SDK's own converter, so the recorded schema is exactly what went on the wire.
-            tool = sys.modules["ollama._utils"].convert_function_to_tool(tool)
-        out.append(_dump(tool))
+        function = type(tool) is not dict and callable(tool) and not isinstance(tool, Mapping)
+        if function and not hasattr(tool, "model_dump"):
+            try:
+                out.append(_function_schema(tool))
+            except TypeError:  # an unhashable callable: not cached
+                out.append(_function_schema.__wrapped__(tool))
+        else:
+            out.append(_dump(tool))
     return out
+
+
+@functools.lru_cache(maxsize=256)
+def _function_schema(function: Callable[..., Any]) -> dict[str, Any]:
+    """A Python function's tool schema, read once: the SDK's own converter, so the recorded schema
+    is exactly what went on the wire. It parses the signature and docstring, ~40 µs a function."""
+    return _dump(sys.modules["ollama._utils"].convert_function_to_tool(function))  # type: ignore[no-any-return]
 
 
 def request_inputs(arguments: Mapping[str, Any], attach: Attach | None = None) -> dict[str, Any]:
@@ -403,8 +437,12 @@ def chat_messages(messages: Sequence[Mapping[str, Any]], reply: Mapping[str, Any
     open_calls: list[tuple[str, str]] = []  # (id, tool name) awaiting a tool message
     counter = 0
     for message in [*messages, *([reply] if reply is not None else [])]:
-        role = str(message.get("role") or "user")
+        role = message.get("role")
         content = message.get("content")
+        if len(message) == 2 and type(content) is str and type(role) is str and role in _PLAIN_ROLES:
+            out.append({"role": role, "content": content})  # the common case: role and text only
+            continue
+        role = str(role or "user")
         item: dict[str, Any] = {"role": role if role in _CHAT_ROLES else "user"}
         item["content"] = content if isinstance(content, str) or content is None else json.dumps(content, default=str)
         urls = _image_urls(message.get("images"))

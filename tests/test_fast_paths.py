@@ -44,6 +44,73 @@ def test_attributes_set_in_one_pass_are_the_text_mlflow_writes() -> None:
         assert fast_attributes[key] == plain_attributes[key], key
 
 
+ODD_VALUES: list[Any] = [
+    "plain",
+    'héllo ✓ 日本 \n\t"quoted"',
+    "",
+    0,
+    -3,
+    10**30,
+    2.5,
+    True,
+    None,
+    [],
+    {},
+    [1, "two", [3.0, {"four": None}], {"é": ["x"]}],
+    {"nested": {"deeper": {"deepest": [True, False, None]}}},
+]
+
+
+@pytest.mark.parametrize("value", ODD_VALUES)
+def test_the_encoder_made_once_writes_what_json_dumps_writes(value: Any) -> None:
+    import json
+
+    assert _spans._encode(value) == json.dumps(value, ensure_ascii=False)
+
+
+def test_inputs_reusing_the_tools_text_are_the_text_of_the_whole() -> None:
+    import json
+
+    tools = [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]
+    inputs = {"model": MODEL, "messages": [{"role": "user", "content": "hé"}], "tools": tools, "options": {"seed": 1}}
+    known = {id(tools): _spans._encode(tools)}
+    assert _spans._encode_fields(inputs, known) == json.dumps(inputs, ensure_ascii=False)
+    assert _spans._encode_fields({}, known) == "{}"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"role": "user", "content": "x" * (m.MAX_TEXT_CHARS + 5)},  # cut
+        {"role": "user", "content": "lone \ud800 surrogate"},  # replaced
+        {1: "int key", None: "none key", "k": float("nan")},  # keys as text, NaN as a string
+        {"deep": [[[[{"a": [1]}]]]]},
+        {"tuple": (1, 2), "bytes": b"abc", "set": {1}},
+    ],
+)
+def test_the_plain_dict_fast_path_records_what_the_general_walk_records(value: Any) -> None:
+    slow = {m._text(str(k)): m._dump(v, 1) for k, v in value.items()}  # the general walk, one item at a time
+    assert m._dump(value) == slow
+
+
+def test_a_function_tools_schema_is_read_once_and_still_exact() -> None:
+    def lookup(city: str) -> str:
+        """Look a city up.
+
+        Args:
+          city: The city
+        """
+        return city
+
+    first = m.tool_definitions([lookup])
+    again = m.tool_definitions([lookup])
+    assert first == again
+    assert first[0] is again[0]  # cached
+    import ollama._utils
+
+    assert first == [m._dump(ollama._utils.convert_function_to_tool(lookup))]
+
+
 def test_attributes_on_a_span_that_is_not_mlflows_live_span_go_through_its_own_method() -> None:
     class Recorder:
         def __init__(self) -> None:
