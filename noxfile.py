@@ -188,10 +188,14 @@ BENCH_PEERS = [
 
 @nox.session(python="3.11")
 def bench_peers(session: nox.Session) -> None:
-    """Tracing overhead against the peer instrumentations; writes docs/benchmarks/peers.md."""
-    session.install("-e", ".[mlflow]", *BENCH_PEERS)
+    """Tracing overhead against the peer instrumentations, and where our CPU goes.
+
+    Writes docs/benchmarks/peers.md and docs/benchmarks/cpu_split.md.
+    """
+    session.install("-e", ".[mlflow]", *BENCH_PEERS, "yappi")  # yappi: a profile of every thread
     session.run("python", "-c", _PRINT_VERSIONS)
     session.run("python", "benchmarks/peers.py", "--output", "docs/benchmarks/peers.md", *session.posargs)
+    session.run("python", "benchmarks/cpu_split.py", "--output", "docs/benchmarks/cpu_split.md")
 
 
 @nox.session(python="3.11")
