@@ -142,7 +142,7 @@ def lint(session: nox.Session) -> None:
 @nox.session(python="3.11")
 def typecheck(session: nox.Session) -> None:
     """mypy --strict over the package, the tests and this file."""
-    session.install("-e", ".[mlflow]", "mypy>=1.11", *TEST_DEPS, *E2E_DEPS, "nox")
+    session.install("-e", ".[mlflow]", "mypy>=1.11", *TEST_DEPS, *E2E_DEPS, "nox", "openai", "yappi")
     session.run("mypy", "mlflow_ollama", "tests", "noxfile.py", "docs/examples", "benchmarks")
 
 

@@ -35,7 +35,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from peers import _CANNED, HISTORY, MODEL, SHORT, TOOLS, _mlflow_drain, _Sink, _StubHttp
 
@@ -83,11 +83,11 @@ def _recorded(call: Callable[[], Any]) -> dict[str, Any]:
         original(span, attributes)
 
     mlflow_ollama.autolog()
-    _spans._set_attributes = keep  # type: ignore[assignment]
+    _spans._set_attributes = keep
     try:
         call()
     finally:
-        _spans._set_attributes = original  # type: ignore[assignment]
+        _spans._set_attributes = original
         mlflow_ollama.revert()
     return {k: v for attributes in written for k, v in attributes.items()}
 
@@ -109,7 +109,7 @@ def _paths(call: Callable[[], Any]) -> dict[str, Callable[[], Any]]:
 
     def data_encoded() -> Any:
         span = mlflow.start_span_no_context(name="ollama.chat", span_type=SpanType.CHAT_MODEL)
-        span._span.set_attributes(encoded)
+        cast(Any, span)._span.set_attributes(encoded)
         result = call()
         span.end()
         return result
@@ -243,7 +243,7 @@ def report(result: Result, prof: dict[str, Any], calls: int, rounds: int) -> str
         "| part | short | history |",
         "|---|---:|---:|",
     ]
-    split = {
+    split: dict[str, Callable[[str], float]] = {
         "MLflow's bare span (the floor)": lambda c: part(c, "bare_span", "sdk", "process"),
         "MLflow and OpenTelemetry taking our attributes, caller thread": lambda c: part(
             c, "data_encoded", "bare_span", "caller"

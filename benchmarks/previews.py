@@ -72,7 +72,7 @@ def _case(trace: Any) -> dict[str, float]:
 
     from mlflow_ollama import _previews
 
-    manager = InMemoryTraceManager.get_instance()
+    manager = InMemoryTraceManager.get_instance()  # type: ignore[no-untyped-call]
     info, data = trace.info, trace.data
     root = data.spans[0]
     inputs, outputs = root.inputs, root.outputs

@@ -84,10 +84,11 @@ def request_preview(method: str, inputs: Mapping[str, Any]) -> str | None:
 def _arguments(arguments: Any) -> str:
     """Tool-call arguments as a call's argument list: ``bill_amount=187.32, tip_percentage=22``."""
     if isinstance(arguments, str):
+        text = arguments
         try:
-            arguments = json.loads(arguments)
+            arguments = json.loads(text)
         except ValueError:
-            return arguments
+            return text
     if isinstance(arguments, Mapping):
         return ", ".join(f"{k}={json.dumps(v, ensure_ascii=False, default=str)}" for k, v in arguments.items())
     return "" if arguments is None else _text(arguments)

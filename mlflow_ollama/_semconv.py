@@ -154,7 +154,7 @@ def converter() -> Any:
     """
     from mlflow.tracing.export.genai_semconv.converter import GenAiSemconvConverter
 
-    class OllamaConverter(GenAiSemconvConverter):  # type: ignore[misc]  # MLflow is untyped
+    class OllamaConverter(GenAiSemconvConverter):
         def convert_inputs(self, inputs: dict[str, Any]) -> list[dict[str, Any]] | None:
             text = translate(inputs, None).get(INPUT_MESSAGES)
             return None if text is None else list(json.loads(text))

@@ -334,7 +334,7 @@ def start(endpoint: Endpoint, instance: Any, arguments: dict[str, Any]) -> Trace
         attributes["ollama.host"] = host
     # Inputs and attributes are set here rather than passed to start_span_no_context: when setting
     # them fails there, MLflow swaps in a no-op span and leaves the real one open for good.
-    span = mlflow.start_span_no_context(name=endpoint.span_name, span_type=endpoint.span_type)
+    span: Any = mlflow.start_span_no_context(name=endpoint.span_name, span_type=endpoint.span_type)
     if isinstance(span, NoOpSpan):  # MLflow's own switches: tracing.disable(), context(enabled=False)
         return None
     call = TracedCall(endpoint, span, inputs, log_content)

@@ -26,9 +26,7 @@ def test_tracing_context_groups_a_multi_turn_chat_into_one_session(client: Any) 
     mlflow_ollama.autolog()
     session = f"session-{uuid.uuid4().hex[:8]}"
     history = user("Hi, I'm planning a trip.")
-    with mlflow.tracing.context(  # type: ignore[attr-defined]
-        session_id=session, user="ana", metadata={"app": "travel"}, tags={"team": "bots"}
-    ):
+    with mlflow.tracing.context(session_id=session, user="ana", metadata={"app": "travel"}, tags={"team": "bots"}):
         for follow_up in ("Where to in May?", "And in June?"):
             reply = client.chat(model=MODEL, messages=history)
             history = [*history, reply.message.model_dump(exclude_none=True), *user(follow_up)]
@@ -52,7 +50,7 @@ def test_tracing_context_groups_a_multi_turn_chat_into_one_session(client: Any) 
 @pytest.mark.skipif(not _has_tracing_context(), reason="mlflow.tracing.context() arrived in MLflow 3.12")
 def test_tracing_context_enabled_false_leaves_calls_untraced(client: Any) -> None:
     mlflow_ollama.autolog()
-    with mlflow.tracing.context(enabled=False):  # type: ignore[attr-defined]
+    with mlflow.tracing.context(enabled=False):
         reply = client.chat(model=MODEL, messages=user("quiet"))
     assert reply.message.content == "You said: quiet"
     assert traces() == []
@@ -94,6 +92,7 @@ def test_last_active_trace_id_names_the_ollama_call_and_takes_feedback(client: A
     mlflow_ollama.autolog()
     client.chat(model=MODEL, messages=user("rate me"))
     trace_id = mlflow.get_last_active_trace_id()
+    assert trace_id is not None
     assert trace_id == only_trace().info.trace_id
     list(client.chat(model=MODEL, messages=user("streamed"), stream=True))
     streamed_id = mlflow.get_last_active_trace_id()
@@ -122,11 +121,11 @@ def test_genai_evaluate_with_ollama_calls_inside_predict_fn(client: Any) -> None
     def predict_fn(question: str) -> str:
         return str(client.chat(model=MODEL, messages=user(question)).message.content)
 
-    @scorer  # type: ignore[untyped-decorator,misc]
+    @scorer
     def echoes(inputs: dict[str, Any], outputs: str) -> bool:
         return outputs == f"You said: {inputs['question']}"
 
-    @scorer  # type: ignore[untyped-decorator,misc]
+    @scorer
     def one_ollama_span(trace: Any) -> bool:
         return [base_name(s) for s in trace.data.spans if s.name.startswith("ollama.")] == ["ollama.chat"]
 
