@@ -7,14 +7,27 @@ mlflow_ollama.autolog()  # once, at startup
 # every ollama.chat / Client.chat / AsyncClient.chat call is now an MLflow span
 mlflow_ollama.revert()  # the original functions are back
 ```
+
+Without changing the app: ``mlflow-ollama run python app.py``; in a notebook: ``%load_ext mlflow_ollama``.
 """
 
 from __future__ import annotations
 
 from mlflow_ollama import _compat, _patch
-from mlflow_ollama._config import AUTOLOG_ENV, LOG_CONTENT_ENV, STRICT_ENV, settings
+from mlflow_ollama._config import AUTOLOG_ENV, LOG_CONTENT_ENV, LOG_EMBEDDINGS_ENV, SILENT_ENV, STRICT_ENV, settings
+from mlflow_ollama._ipython import load_ipython_extension, unload_ipython_extension
 
-__all__ = ["AUTOLOG_ENV", "LOG_CONTENT_ENV", "STRICT_ENV", "autolog", "revert"]
+__all__ = [
+    "AUTOLOG_ENV",
+    "LOG_CONTENT_ENV",
+    "LOG_EMBEDDINGS_ENV",
+    "SILENT_ENV",
+    "STRICT_ENV",
+    "autolog",
+    "load_ipython_extension",
+    "revert",
+    "unload_ipython_extension",
+]
 
 
 def autolog(
