@@ -171,6 +171,7 @@ def bench(session: nox.Session) -> None:
     session.run("python", "benchmarks/soak.py", "--seconds", "60", "--pause", "0.25", "--output", soak)
     unreachable = "docs/benchmarks/unreachable.md"
     session.run("python", "benchmarks/unreachable_server.py", "--output", unreachable)
+    session.run("python", "benchmarks/launcher_startup.py", "--output", "docs/benchmarks/launcher.md")
 
 
 # Benchmark-only dependencies: the peer instrumentations and the OTLP/HTTP exporter they and
