@@ -34,7 +34,9 @@ def _version() -> str:
 def build_parser(prog: str = "mlflow-ollama") -> argparse.ArgumentParser:
     """The argument parser: the ``run`` and ``doctor`` commands and their options."""
     parser = argparse.ArgumentParser(
-        prog=prog, description="MLflow Tracing for the ollama Python SDK, switched on from outside the app."
+        prog=prog,
+        description="MLflow Tracing for the ollama Python SDK, switched on from outside the app.",
+        allow_abbrev=False,  # `--dis` is not `--disable`: a typo should be an error, not a guess
     )
     parser.add_argument("--version", action="version", version=f"mlflow-ollama {_version()}")
     commands = parser.add_subparsers(dest="subcommand", metavar="{run,doctor}")
@@ -45,6 +47,7 @@ def build_parser(prog: str = "mlflow-ollama") -> argparse.ArgumentParser:
         "The app needs no change: it need not import mlflow or mlflow_ollama.",
         epilog=_RUN_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,
     )
     run.add_argument(
         "--log-content",
@@ -75,6 +78,7 @@ def build_parser(prog: str = "mlflow-ollama") -> argparse.ArgumentParser:
         description="Check, with this environment, everything a trace needs, and make one traced call read "
         "back from the store. Each check prints its finding and, if something is wrong, the fix. "
         "Exit status 1 when a check failed.",
+        allow_abbrev=False,
     )
     doctor.add_argument(
         "--double",

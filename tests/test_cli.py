@@ -47,6 +47,7 @@ def test_version() -> None:
         (["run"], "run: a command to run is required"),
         (["run", "--no-log-content"], "run: a command to run is required"),
         (["run", "--bogus", "python"], "unrecognized arguments: --bogus"),
+        (["run", "--dis", "python"], "unrecognized arguments: --dis"),  # no abbreviations
         (["frobnicate"], "invalid choice: 'frobnicate'"),
         (["doctor", "--bogus"], "unrecognized arguments: --bogus"),
         (["doctor", "--model"], "expected one argument"),

@@ -37,24 +37,27 @@ class _OllamaImportHook:
         if fullname != "ollama":
             return None
         _uninstall()  # once: and our own lookup below must not come back here
-        import importlib.util
+        try:
+            import importlib.util
 
-        spec = importlib.util.find_spec(fullname)
-        loader: Any = getattr(spec, "loader", None)
-        exec_module = getattr(loader, "exec_module", None)
-        if exec_module is None:
-            return spec
+            spec = importlib.util.find_spec(fullname)
+            loader: Any = getattr(spec, "loader", None)
+            exec_module = getattr(loader, "exec_module", None)
+            if exec_module is None:
+                return None  # not a loader we can hook: the import goes on as without us
 
-        def exec_then_activate(module: "Any") -> None:
-            try:
-                exec_module(module)
-            finally:
-                del loader.exec_module  # the loader's own method again, for a reload
-            # After the package ran: `import ollama` finishes with the patches in, so even a
-            # `from ollama import chat` right after it gets the traced function.
-            _activate()
+            def exec_then_activate(module: "Any") -> None:
+                try:
+                    exec_module(module)
+                finally:
+                    del loader.exec_module  # the loader's own method again, for a reload
+                # After the package ran: `import ollama` finishes with the patches in, so even a
+                # `from ollama import chat` right after it gets the traced function.
+                _activate()
 
-        loader.exec_module = exec_then_activate
+            loader.exec_module = exec_then_activate
+        except Exception:
+            return None  # never break `import ollama`: Python's own finders take over
         return spec
 
 
