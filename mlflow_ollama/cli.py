@@ -8,7 +8,6 @@ Python process it starts traced, without changing the app (``_launcher``);
 from __future__ import annotations
 
 import argparse
-import importlib.metadata
 import os
 import sys
 from collections.abc import Sequence
@@ -25,6 +24,8 @@ MLFLOW_OLLAMA_AUTOLOG=false runs the command untraced."""
 
 
 def _version() -> str:
+    import importlib.metadata  # ~0.03 s: only for --version, not before every `run`
+
     try:
         return importlib.metadata.version("mlflow-ollama")
     except importlib.metadata.PackageNotFoundError:
@@ -38,7 +39,7 @@ def build_parser(prog: str = "mlflow-ollama") -> argparse.ArgumentParser:
         description="MLflow Tracing for the ollama Python SDK, switched on from outside the app.",
         allow_abbrev=False,  # `--dis` is not `--disable`: a typo should be an error, not a guess
     )
-    parser.add_argument("--version", action="version", version=f"mlflow-ollama {_version()}")
+    parser.add_argument("--version", action="store_true", help="show the version and exit")
     commands = parser.add_subparsers(dest="subcommand", metavar="{run,doctor}")
     run = commands.add_parser(
         "run",
@@ -123,6 +124,9 @@ def main(argv: Sequence[str] | None = None, prog: str = "mlflow-ollama") -> int:
         options, command = _split_run(arguments[1:])
         arguments = ["run", *options]
     parsed = parser.parse_args(arguments)
+    if parsed.version:
+        print(f"mlflow-ollama {_version()}")
+        return 0
     if parsed.subcommand is None:
         parser.error("a command is required: run or doctor (see --help)")
     if parsed.subcommand == "doctor":
