@@ -72,15 +72,8 @@ def said(trace: Any) -> list[str]:
 
 def test_an_unmodified_app_and_its_child_are_traced_and_the_exit_code_passes(server: OllamaDouble) -> None:
     store, name = sqlite_store(), f"launch-{uuid.uuid4().hex[:8]}"
-    done = launch(
-        server,
-        {"MLFLOW_TRACKING_URI": store, "MLFLOW_EXPERIMENT_NAME": name},
-        "app",
-        "--child",
-        "--embed",
-        "--exit",
-        "3",
-    )
+    env = {"MLFLOW_TRACKING_URI": store, "MLFLOW_EXPERIMENT_NAME": name}
+    done = launch(server, env, "app", "--child", "--embed", "--exit", "3", flags=["--log-embeddings"])
     assert done.returncode == 3, done.stderr
     assert "Traceback" not in done.stderr
     lines = done.stdout.splitlines()
@@ -93,8 +86,11 @@ def test_an_unmodified_app_and_its_child_are_traced_and_the_exit_code_passes(ser
     assert experiment is not None, "MLFLOW_EXPERIMENT_NAME was not used"
     traces = traces_in(client, experiment.experiment_id)
     assert [said(t) for t in traces] == [["hello from app"], [], ["hello from app-child"]]
-    embed = next(s for s in traces[1].data.spans if s.name == "ollama.embed")
-    assert embed.outputs["embeddings"] == {"count": 1, "dimensions": 8}  # log_embeddings off by default
+    [embed] = traces[1].data.spans
+    assert embed.name == "ollama.embed"
+    # --log-embeddings reached autolog() in the launched process: the vector itself, not its size.
+    assert len(embed.outputs["embeddings"]) == 1
+    assert len(embed.outputs["embeddings"][0]) == 8
 
 
 def test_the_switch_off_leaves_everything_untraced_and_mlflow_unimported(server: OllamaDouble) -> None:
@@ -110,25 +106,6 @@ def test_the_switch_off_leaves_everything_untraced_and_mlflow_unimported(server:
         "hello from off-child",
     ]
     assert not Path(store.removeprefix("sqlite:///")).exists()  # MLflow never ran, so no store either
-
-
-def test_run_flags_reach_autolog_in_the_launched_process(server: OllamaDouble) -> None:
-    store, name = sqlite_store(), f"launch-flags-{uuid.uuid4().hex[:8]}"
-    done = launch(
-        server,
-        {"MLFLOW_TRACKING_URI": store, "MLFLOW_EXPERIMENT_NAME": name},
-        "flags",
-        "--embed",
-        flags=["--log-embeddings"],
-    )
-    assert done.returncode == 0, done.stderr
-    client = MlflowClient(tracking_uri=store)
-    experiment = client.get_experiment_by_name(name)
-    assert experiment is not None
-    [_, embedded] = traces_in(client, experiment.experiment_id)
-    [span] = embedded.data.spans
-    assert len(span.outputs["embeddings"]) == 1
-    assert len(span.outputs["embeddings"][0]) == 8  # the vector itself
 
 
 def test_tracing_only_experiment_name_from_the_environment_works(
