@@ -70,13 +70,16 @@ class Doctor:
 
     double: bool = False
     model: str | None = None
-    findings: list[Finding] = field(default_factory=list)
-    _mlflow_ok: bool = False
-    _tracking_ok: bool = False
-    _tracking_uri: str | None = None
-    _models: list[str] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list, init=False)
+    """Every finding so far, in order."""
+    # What earlier checks found, for the later ones.
+    _mlflow_ok: bool = field(default=False, init=False, repr=False)
+    _tracking_ok: bool = field(default=False, init=False, repr=False)
+    _tracking_uri: str | None = field(default=None, init=False, repr=False)
+    _models: list[str] = field(default_factory=list, init=False, repr=False)
 
     def add(self, check: str, status: Status, finding: str, fix: str = "") -> Finding:
+        """Record a finding."""
         found = Finding(check, status, finding, fix)
         self.findings.append(found)
         return found
