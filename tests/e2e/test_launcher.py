@@ -22,7 +22,7 @@ from mlflow import MlflowClient
 
 from mlflow_ollama.testing import OllamaDouble
 
-from .parts import _OURS, MlflowServer, need
+from .parts import _OURS, MlflowServer, free_port, need
 
 APP = Path(__file__).with_name("plain_app.py")
 
@@ -39,6 +39,7 @@ def launch(
     *app_args: str,
     flags: Sequence[str] = (),
     python: str = sys.executable,
+    timeout: float = 300,
 ) -> subprocess.CompletedProcess[str]:
     """``mlflow-ollama run FLAGS python plain_app.py APP_ARGS``, the console script of ``python``'s environment."""
     script = Path(python).with_name("mlflow-ollama")
@@ -48,7 +49,7 @@ def launch(
         env={**base, "OLLAMA_HOST": double.url, "MLFLOW_OLLAMA_STRICT": "true", **env},
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=timeout,
         cwd=tempfile.mkdtemp(prefix="mlflow-ollama-launch-"),
     )
 
@@ -139,3 +140,14 @@ def test_tracing_only_experiment_id_and_the_default_experiment_work(
     done = launch(server, {"MLFLOW_TRACKING_URI": mlflow_server.url}, f"default-{marker}", python=python)
     assert done.returncode == 0, done.stderr
     assert ["hello from default-" + marker] in [said(t) for t in traces_in(mlflow_server.client, "0")]
+
+
+def test_tracing_only_with_the_tracking_server_down_import_waits_seconds_not_minutes(server: OllamaDouble) -> None:
+    """Setting the experiment needs the server; MLflow would retry for about four minutes. The app waits 3 s."""
+    python = tracing_only_python()
+    refused = f"http://127.0.0.1:{free_port()}"
+    env = {"MLFLOW_TRACKING_URI": refused, "MLFLOW_EXPERIMENT_NAME": "down"}
+    done = launch(server, env, "down", python=python, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("You said: hello from down\n")  # the call itself is unaffected
+    assert f"the tracking server at {refused} did not answer within 3 s" in done.stderr
