@@ -109,6 +109,9 @@ def install(session: nox.Session) -> None:
         # From a directory without our source, so the import is the installed wheel's.
         with session.chdir(tmp):
             session.run(python, check, "--expect", expect, external=True)
+            if name == "newest":  # and once through the wheel's console script, autolog() not called
+                launcher = str(Path(python).with_name("mlflow-ollama.exe" if os.name == "nt" else "mlflow-ollama"))
+                session.run(launcher, "run", python, check, "--expect", expect, "--launched", external=True)
 
 
 @nox.session(python="3.11")
@@ -174,6 +177,7 @@ def bench(session: nox.Session) -> None:
     session.run("python", "benchmarks/soak.py", "--seconds", "60", "--pause", "0.25", "--output", soak)
     unreachable = "docs/benchmarks/unreachable.md"
     session.run("python", "benchmarks/unreachable_server.py", "--output", unreachable)
+    session.run("python", "benchmarks/launcher_startup.py", "--output", "docs/benchmarks/launcher.md")
 
 
 # Benchmark-only dependencies: the peer instrumentations and the OTLP/HTTP exporter they and

@@ -7,14 +7,26 @@ mlflow_ollama.autolog()  # once, at startup
 # every ollama.chat / Client.chat / AsyncClient.chat call is now an MLflow span
 mlflow_ollama.revert()  # the original functions are back
 ```
+
+Without changing the app: ``mlflow-ollama run python app.py``; in a notebook: ``%load_ext mlflow_ollama``.
 """
 
 from __future__ import annotations
 
-from mlflow_ollama import _compat, _patch
-from mlflow_ollama._config import AUTOLOG_ENV, LOG_CONTENT_ENV, STRICT_ENV, settings
+from mlflow_ollama._config import AUTOLOG_ENV, LOG_CONTENT_ENV, LOG_EMBEDDINGS_ENV, SILENT_ENV, STRICT_ENV, settings
+from mlflow_ollama._ipython import load_ipython_extension, unload_ipython_extension
 
-__all__ = ["AUTOLOG_ENV", "LOG_CONTENT_ENV", "STRICT_ENV", "autolog", "revert"]
+__all__ = [
+    "AUTOLOG_ENV",
+    "LOG_CONTENT_ENV",
+    "LOG_EMBEDDINGS_ENV",
+    "SILENT_ENV",
+    "STRICT_ENV",
+    "autolog",
+    "load_ipython_extension",
+    "revert",
+    "unload_ipython_extension",
+]
 
 
 def autolog(
@@ -62,6 +74,10 @@ def autolog(
             span structure and error types stay. ``MLFLOW_OLLAMA_LOG_CONTENT=false`` does the same
             from the next call on, read on every call like ``MLFLOW_OLLAMA_AUTOLOG``.
     """
+    # Imported here, not with the package: wrapt and importlib.metadata take ~0.08 s, which the
+    # command line (mlflow-ollama run, before it execs the app) has no use for.
+    from mlflow_ollama import _compat, _patch
+
     settings.silent = silent
     settings.log_embeddings = log_embeddings
     settings.log_content = log_content
@@ -79,5 +95,7 @@ def revert() -> None:
     A patched function you kept a reference to while autolog was on stops tracing too. Does
     nothing when nothing is patched; ``autolog()`` afterwards works again.
     """
+    from mlflow_ollama import _patch
+
     settings.active = False
     _patch.uninstall()

@@ -9,11 +9,16 @@ from typing import Any
 __all__ = [
     "AUTOLOG_ENV",
     "LOG_CONTENT_ENV",
+    "LOG_EMBEDDINGS_ENV",
+    "SILENT_ENV",
     "STRICT_ENV",
     "Settings",
     "content_enabled",
+    "env_flag",
+    "meaning",
     "settings",
     "strict_mode",
+    "switched_off",
     "tracing_enabled",
 ]
 
@@ -23,6 +28,14 @@ AUTOLOG_ENV = "MLFLOW_OLLAMA_AUTOLOG"
 LOG_CONTENT_ENV = "MLFLOW_OLLAMA_LOG_CONTENT"
 """``false``/``0``/``no``/``off`` keeps prompts, messages, responses and embedding input out of
 traces, from the next call on; metadata (model, tokens, durations, tool names, errors) stays."""
+
+LOG_EMBEDDINGS_ENV = "MLFLOW_OLLAMA_LOG_EMBEDDINGS"
+"""``true`` is ``autolog(log_embeddings=True)`` where autolog is switched on for you (``mlflow-ollama run``,
+``%load_ext mlflow_ollama``). Read once, when that happens."""
+
+SILENT_ENV = "MLFLOW_OLLAMA_SILENT"
+"""``true`` is ``autolog(silent=True)`` where autolog is switched on for you (``mlflow-ollama run``,
+``%load_ext mlflow_ollama``). Read once, when that happens."""
 
 STRICT_ENV = "MLFLOW_OLLAMA_STRICT"
 """``true`` makes internal failures raise instead of being logged. For this project's own tests."""
@@ -120,6 +133,28 @@ def content_enabled() -> bool:
         return False
     raw = _raw(LOG_CONTENT_ENV, _LOG_CONTENT_KEY)
     return True if raw is None else _meaning(LOG_CONTENT_ENV, raw, "Content logging")
+
+
+def meaning(raw: str | None) -> bool | None:
+    """What a switch's value says: True (``true``, ``1``, ``yes``, ``on``), False (``false``, ...), else None."""
+    value = (raw or "").strip().lower()
+    return True if value in _TRUE else False if value in _FALSE else None
+
+
+def env_flag(name: str, default: bool) -> bool:
+    """A boolean environment variable: ``default`` when unset or empty; an invalid value is warned about."""
+    raw = os.environ.get(name, "")
+    value = meaning(raw)
+    if value is None and raw.strip():
+        from mlflow_ollama._safety import warn
+
+        warn(f"Ignoring {name}={raw!r}: accepted values are {ACCEPTED}. Using the default, {str(default).lower()}.")
+    return default if value is None else value
+
+
+def switched_off() -> bool:
+    """Whether ``MLFLOW_OLLAMA_AUTOLOG`` says off now (``false``, ``0``, ``no``, ``off``)."""
+    return meaning(os.environ.get(AUTOLOG_ENV)) is False
 
 
 def strict_mode() -> bool:

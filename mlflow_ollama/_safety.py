@@ -6,7 +6,7 @@ import logging
 
 from mlflow_ollama._config import settings, strict_mode
 
-__all__ = ["logger", "report", "warn"]
+__all__ = ["logger", "redact_url", "report", "warn"]
 
 logger = logging.getLogger("mlflow_ollama")
 
@@ -41,3 +41,13 @@ def report(where: str, exc: BaseException) -> None:
         exc,
         exc_info=exc,
     )
+
+
+def redact_url(url: str) -> str:
+    """``url`` without userinfo (``user:password@``), query and fragment, for messages and findings."""
+    scheme, separator, rest = url.partition("://")
+    if not separator:
+        return url
+    netloc, slash, path = rest.partition("/")
+    path = path.split("?", 1)[0].split("#", 1)[0]
+    return f"{scheme}://{netloc.rpartition('@')[2]}{slash}{path}"

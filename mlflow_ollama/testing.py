@@ -27,7 +27,7 @@ import socket
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -182,7 +182,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.server.record(self, None)
         if self.path == "/api/version":
             self._send_json({"version": "0.12.6"})
-        elif self.path in ("/api/tags", "/api/ps"):
+        elif self.path == "/api/tags":
+            self._send_json({"models": [_listed(name) for name in self.server.double.models]})
+        elif self.path == "/api/ps":
             self._send_json({"models": []})
         elif self.path == "/":
             self.send_response(200)
@@ -341,6 +343,18 @@ def _openai_completion(model: str, reply: Reply) -> dict[str, Any]:
     }
 
 
+def _listed(name: str) -> dict[str, Any]:
+    """A model as ``/api/tags`` lists it."""
+    return {
+        "name": name,
+        "model": name,
+        "modified_at": _CREATED_AT,
+        "size": 2_019_393_189,
+        "digest": hashlib.sha256(name.encode()).hexdigest(),
+        "details": {"format": "gguf", "family": "llama", "parameter_size": "3.2B", "quantization_level": "Q4_K_M"},
+    }
+
+
 def _chunks(model: str, reply: Reply, kind: str) -> Iterator[dict[str, Any]]:
     """The NDJSON lines of a reply: thinking, tool calls, content, then the final ``done`` line."""
     thinking = _words(reply.thinking) if reply.thinking else []
@@ -446,10 +460,14 @@ class OllamaDouble:
     Args:
         host: The address to listen on.
         port: The port to listen on; 0 picks a free one.
+        models: The models ``/api/tags`` lists (``ollama.list()``); none by default. Any model name
+            is answered all the same.
     """
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, models: Sequence[str] = ()) -> None:
         self._address = (host, port)
+        self.models = list(models)
+        """The models ``/api/tags`` lists."""
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()

@@ -11,8 +11,12 @@ unless ``MLFLOW_TRACKING_URI`` says otherwise. The model is ``MLFLOW_OLLAMA_DEMO
 from __future__ import annotations
 
 import os
+import shlex
+import shutil
+import subprocess
 import sys
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 import mlflow_ollama
@@ -110,11 +114,24 @@ def main() -> int:
     if uri.startswith(("http://", "https://")):  # a tracking server serves the UI itself
         print(f"\nOpen them in the MLflow UI:\n   {uri.rstrip('/')}/{page}")
     else:
-        print(f"\nOpen them in the MLflow UI:\n   mlflow ui --backend-store-uri {uri}")
+        print(f"\nOpen them in the MLflow UI:\n   {ui_command(uri)}")
         print(f"   then http://127.0.0.1:5000/{page}")
     if double is not None:
         double.stop()
     return 0
+
+
+def ui_command(uri: str) -> str:
+    """``mlflow ui`` for this store, to run exactly as printed, from any directory.
+
+    ``nox -s demo`` runs in a venv of its own, so a plain ``mlflow`` is not on the user's PATH: the
+    command names the ``mlflow`` next to this interpreter, and a relative sqlite path is made absolute.
+    """
+    mlflow_cli = shutil.which("mlflow", path=os.path.dirname(sys.executable)) or "mlflow"
+    if uri.startswith("sqlite:///") and not os.path.isabs(uri.removeprefix("sqlite:///")):
+        uri = f"sqlite:///{Path(uri.removeprefix('sqlite:///')).resolve().as_posix()}"
+    command = [mlflow_cli, "ui", "--backend-store-uri", uri]
+    return subprocess.list2cmdline(command) if os.name == "nt" else shlex.join(command)
 
 
 def _last_trace_id(mlflow: Any) -> str:

@@ -9,6 +9,9 @@ prints a JSON report and exits non-zero if what it saw is not what ``--expect`` 
 - ``mixed``: ``autolog()`` warns once that the MLflow distributions are not one version, naming
   them and the fix; the Ollama call itself still returns its answer, even where the mix leaves
   ``import mlflow`` broken (it does for MLflow 3.1.0 under mlflow-tracing 3.17.2).
+
+With ``--launched`` it does not call ``autolog()`` nor import mlflow_ollama: it runs under the
+wheel's ``mlflow-ollama run``, whose bootstrap must switch autolog on when ``ollama`` is imported.
 """
 
 from __future__ import annotations
@@ -75,15 +78,20 @@ def _traced_chat(report: dict[str, Any]) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--expect", choices=["traced", "mixed"], required=True)
+    parser.add_argument("--launched", action="store_true", help="run under `mlflow-ollama run`: no autolog() here")
     args = parser.parse_args()
 
     report: dict[str, Any] = {"python": sys.version.split()[0], "versions": _versions()}
     collect = _Collect()
     logging.getLogger("mlflow_ollama").addHandler(collect)
 
-    import mlflow_ollama
+    if args.launched:
+        # The bootstrap imports nothing until ollama is imported (in _traced_chat).
+        report["imported_at_start"] = "mlflow_ollama" in sys.modules
+    else:
+        import mlflow_ollama
 
-    mlflow_ollama.autolog()
+        mlflow_ollama.autolog()
     report["warnings"] = collect.messages
     try:
         _traced_chat(report)
@@ -92,6 +100,8 @@ def main() -> int:
     print(json.dumps(report, indent=2))
 
     failures = []
+    if report.get("imported_at_start"):
+        failures.append("mlflow_ollama was imported at interpreter start, before ollama")
     if args.expect == "traced":
         if collect.messages:
             failures.append(f"autolog() warned: {collect.messages}")
