@@ -50,6 +50,9 @@ E2E_DEPS = [
     "nbformat>=5.10",
     "ipykernel>=6.29",
     "opentelemetry-exporter-otlp-proto-http",
+    # SQLAlchemy 2.1 drives a postgresql:// store through psycopg 3 (tests/e2e/test_postgres.py);
+    # PostgreSQL itself comes from the system (Debian's postgresql, which .ci/run installs).
+    "psycopg[binary]",
 ]
 DOCS_DEPS = ["mkdocs>=1.6", "mkdocs-material>=9.5", "mkdocstrings[python]>=0.26", "ruff>=0.6"]
 _PRINT_VERSIONS = (
@@ -115,10 +118,12 @@ def install(session: nox.Session) -> None:
 def e2e(session: nox.Session) -> None:
     """Real parts: an ``mlflow server`` process, the MLflow UI in Chromium, a Jupyter kernel, OTLP.
 
-    Every part these tests use is installed here, so none may skip, with one exception: Chromium
-    comes from the system (Debian's ``chromium``; Playwright's own download does not work on our
-    machines). ``.ci/run`` installs it and sets ``MLFLOW_OLLAMA_REQUIRE_BROWSER=1``; elsewhere the
-    browser tests skip, saying why, when no Chromium is found.
+    Every part these tests use is installed here, so none may skip, with two exceptions from the
+    system: Chromium (Debian's ``chromium``; Playwright's own download does not work on our
+    machines) and PostgreSQL (Debian's ``postgresql``, for the production-topology test).
+    ``.ci/run`` installs both and sets ``MLFLOW_OLLAMA_REQUIRE_BROWSER=1``; elsewhere the browser
+    tests skip, saying why, when no Chromium is found, and the PostgreSQL test fails, saying what
+    to install (``nox -s e2e`` requires every other part).
     """
     session.install("-e", ".[mlflow]", *TEST_DEPS, *E2E_DEPS)
     session.run("python", "-c", _PRINT_VERSIONS)
