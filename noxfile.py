@@ -181,6 +181,21 @@ def bench(session: nox.Session) -> None:
     session.run("python", "benchmarks/unreachable_server.py", "--output", unreachable)
 
 
+@nox.session(python="3.11")
+def scale(session: nox.Session) -> None:
+    """Many app processes into one tracking server on PostgreSQL, by both routes, and the sqlite baseline.
+
+    Writes docs/benchmarks/scale.md (and the raw trials to scale.json). PostgreSQL comes from the
+    system (Debian: ``apt-get install postgresql``). Arguments after ``--`` go to
+    ``benchmarks/scale.py`` (``--rates``, ``--seconds``, ``--processes``, ``--threads``,
+    ``--server-workers``, ``--routes``, ``--env KEY=VALUE``, ...); see its ``--help``.
+    """
+    session.install("-e", ".[mlflow]", "pytest>=8", "psycopg[binary]", "opentelemetry-exporter-otlp-proto-http")
+    session.run("python", "-c", _PRINT_VERSIONS)
+    output = ["--output", "docs/benchmarks/scale.md", "--json", "docs/benchmarks/scale.json"]
+    session.run("python", "benchmarks/scale.py", *output, *session.posargs)
+
+
 # Benchmark-only dependencies: the peer instrumentations and the OTLP/HTTP exporter they and
 # MLflow export through. Installed in this session only.
 BENCH_PEERS = [
