@@ -131,7 +131,10 @@ def e2e(session: nox.Session) -> None:
     tracing_only = Path(session.create_tmp()).resolve() / "tracing-only"
     session.run("python", "-m", "venv", "--clear", str(tracing_only))
     python = str(tracing_only / ("Scripts/python.exe" if os.name == "nt" else "bin/python"))
-    session.run(python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-e", ".", external=True)
+    # With the OTLP exporter, as docs/production.md tells users of that install to add for the OTLP route.
+    exporter = "opentelemetry-exporter-otlp-proto-http"
+    pip = [python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    session.run(*pip, "-e", ".", exporter, external=True)
     env = {"MLFLOW_OLLAMA_E2E_REQUIRED": "1", "MLFLOW_OLLAMA_TRACING_ONLY_PYTHON": python}
     session.run("pytest", "tests/e2e", *session.posargs, env=env)
 

@@ -12,6 +12,7 @@ Rates and loss under load are the scale benchmark's business (``benchmarks/scale
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -20,7 +21,7 @@ import pytest
 
 from mlflow_ollama.testing import OllamaDouble
 
-from .parts import MlflowServer, Postgres, run_app, start_mlflow_server, start_postgres
+from .parts import MlflowServer, Postgres, need, run_app, start_mlflow_server, start_postgres
 from .test_server import shape
 from .test_ui import open_trace, shows, wait_shows
 
@@ -133,3 +134,20 @@ def test_postgres_ui_renders_the_chat_by_each_route(
     text = wait_shows(page, "Assistant", "You said: Count to five, slowly please.")
     assert shows(text, "User", "Count to five, slowly please."), text
     assert shows(text, "Assistant", "You said: Count to five, slowly please."), text
+
+
+def test_postgres_tracing_only_install_by_otlp(production: tuple[Postgres, MlflowServer], server: OllamaDouble) -> None:
+    """``mlflow-tracing`` without ``mlflow``, plus the OTLP exporter: the OTEL variables and a tracking
+    URI are the whole configuration; no experiment in code, the header names it. (Without a tracking
+    URI, mlflow-tracing 3.17.2 starts no span at all: "No module named 'sqlparse'".)"""
+    python = os.environ.get("MLFLOW_OLLAMA_TRACING_ONLY_PYTHON", "")
+    need(bool(python), "no tracing-only interpreter (MLFLOW_OLLAMA_TRACING_ONLY_PYTHON); `nox -s e2e` makes one")
+    postgres, mlflow_server = production
+    experiment = mlflow_server.new_experiment()
+    env = {k: v for k, v in route_env("otlp", mlflow_server, experiment).items() if k != "APP_EXPERIMENT_ID"}
+    run_app(server, env, ["chat", "chat_stream"], python=python, expect_trace_ids=False)
+    [(traces,)] = postgres.query("SELECT count(*) FROM trace_info WHERE experiment_id = %s", int(experiment))
+    assert traces == 2
+    read = stored(production, experiment)
+    assert sorted(key(t)[1] for t in read) == ["Answer in one line.", "Count to five, slowly please."]
+    assert all(s.attributes.get("mlflow.chat.messages") for t in read for s in t.data.spans)
