@@ -204,24 +204,20 @@ def start_postgres() -> Iterator[Postgres]:
 
     started = False
     try:
-        pg(str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-sync")
-        options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1"
-        pg(str(bindir / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(log), "-w", "-t", "60", "start")
-        started = True
-        pg(str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "mlflow")
+        try:
+            pg(str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-sync")
+            options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1"
+            started = True  # from here on, stop it whatever happens (stopping a stopped server is harmless)
+            pg(str(bindir / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(log), "-w", "-t", "60", "start")
+            pg(str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "mlflow")
+        except subprocess.CalledProcessError as error:
+            detail = log.read_text()[-4000:] if log.exists() else ""
+            raise RuntimeError(f"PostgreSQL failed: {error}\n{error.stderr!r}\n{detail}") from error
         yield Postgres(uri=f"postgresql://postgres@127.0.0.1:{port}/mlflow", port=port, data=data)
-    except subprocess.CalledProcessError as error:
-        detail = log.read_text()[-4000:] if log.exists() else ""
-        raise RuntimeError(f"PostgreSQL failed: {error}\n{error.stderr!r}\n{detail}") from error
     finally:
         if started:
-            subprocess.run(
-                [*run_as, str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"],
-                check=False,
-                capture_output=True,
-                cwd=root,
-                timeout=120,
-            )
+            stop = [*run_as, str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"]
+            subprocess.run(stop, check=False, capture_output=True, cwd=root, timeout=120)
         shutil.rmtree(root, ignore_errors=True)
 
 
