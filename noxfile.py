@@ -121,9 +121,9 @@ def e2e(session: nox.Session) -> None:
     Every part these tests use is installed here, so none may skip, with two exceptions from the
     system: Chromium (Debian's ``chromium``; Playwright's own download does not work on our
     machines) and PostgreSQL (Debian's ``postgresql``, for the production-topology test).
-    ``.ci/run`` installs both and sets ``MLFLOW_OLLAMA_REQUIRE_BROWSER=1``; elsewhere the browser
-    tests skip, saying why, when no Chromium is found, and the PostgreSQL test fails, saying what
-    to install (``nox -s e2e`` requires every other part).
+    ``.ci/run`` installs both and sets ``MLFLOW_OLLAMA_REQUIRE_BROWSER=1`` and
+    ``MLFLOW_OLLAMA_REQUIRE_POSTGRES=1``; elsewhere the tests that need them skip, saying why and
+    what to install, when they are missing.
     """
     session.install("-e", ".[mlflow]", *TEST_DEPS, *E2E_DEPS)
     session.run("python", "-c", _PRINT_VERSIONS)

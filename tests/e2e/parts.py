@@ -184,8 +184,12 @@ def start_postgres() -> Iterator[Postgres]:
     authentication: only this machine's loopback can reach it, and only while the test runs.
     """
     bindir = postgres_bin()
-    need(bindir is not None, "PostgreSQL is not installed (Debian: apt-get install postgresql); .ci/run installs it")
-    assert bindir is not None
+    if bindir is None:
+        # Like Chromium, a system part: skipped where missing, unless the run requires it (.ci/run).
+        reason = "PostgreSQL is not installed (Debian: apt-get install postgresql); .ci/run installs it"
+        if os.environ.get("MLFLOW_OLLAMA_REQUIRE_POSTGRES", "").lower() in ("1", "true", "yes"):
+            pytest.fail(f"{reason}, and MLFLOW_OLLAMA_REQUIRE_POSTGRES is set")
+        pytest.skip(reason)
     root = Path(tempfile.mkdtemp(prefix="mlflow-ollama-pg-"))
     data, log, port = root / "data", root / "postgres.log", free_port()
     run_as: list[str] = []
