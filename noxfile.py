@@ -51,6 +51,9 @@ E2E_DEPS = [
     "nbformat>=5.10",
     "ipykernel>=6.29",
     "opentelemetry-exporter-otlp-proto-http",
+    # SQLAlchemy 2.1 drives a postgresql:// store through psycopg 3 (tests/e2e/test_postgres.py);
+    # PostgreSQL itself comes from the system (Debian's postgresql, which .ci/run installs).
+    "psycopg[binary]",
 ]
 DOCS_DEPS = ["mkdocs>=1.6", "mkdocs-material>=9.5", "mkdocstrings[python]>=0.26", "ruff>=0.6"]
 _PRINT_VERSIONS = (
@@ -130,10 +133,12 @@ def install(session: nox.Session) -> None:
 def e2e(session: nox.Session) -> None:
     """Real parts: an ``mlflow server`` process, the MLflow UI in Chromium, a Jupyter kernel, OTLP.
 
-    Every part these tests use is installed here, so none may skip, with one exception: Chromium
-    comes from the system (Debian's ``chromium``; Playwright's own download does not work on our
-    machines). ``.ci/run`` installs it and sets ``MLFLOW_OLLAMA_REQUIRE_BROWSER=1``; elsewhere the
-    browser tests skip, saying why, when no Chromium is found.
+    Every part these tests use is installed here, so none may skip, with two exceptions from the
+    system: Chromium (Debian's ``chromium``; Playwright's own download does not work on our
+    machines) and PostgreSQL (Debian's ``postgresql``, for the production-topology test).
+    ``.ci/run`` installs both and sets ``MLFLOW_OLLAMA_REQUIRE_BROWSER=1`` and
+    ``MLFLOW_OLLAMA_REQUIRE_POSTGRES=1``; elsewhere the tests that need them skip, saying why and
+    what to install, when they are missing.
     """
     session.install("-e", ".[mlflow]", *TEST_DEPS, *E2E_DEPS)
     session.run("python", "-c", _PRINT_VERSIONS)
@@ -141,7 +146,10 @@ def e2e(session: nox.Session) -> None:
     tracing_only = Path(session.create_tmp()).resolve() / "tracing-only"
     session.run("python", "-m", "venv", "--clear", str(tracing_only))
     python = str(tracing_only / ("Scripts/python.exe" if os.name == "nt" else "bin/python"))
-    session.run(python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-e", ".", external=True)
+    # With the OTLP exporter, as docs/production.md tells users of that install to add for the OTLP route.
+    exporter = "opentelemetry-exporter-otlp-proto-http"
+    pip = [python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    session.run(*pip, "-e", ".", exporter, external=True)
     env = {"MLFLOW_OLLAMA_E2E_REQUIRED": "1", "MLFLOW_OLLAMA_TRACING_ONLY_PYTHON": python}
     session.run("pytest", "tests/e2e", *session.posargs, env=env)
 
@@ -190,6 +198,21 @@ def bench(session: nox.Session) -> None:
     unreachable = "docs/benchmarks/unreachable.md"
     session.run("python", "benchmarks/unreachable_server.py", "--output", unreachable)
     session.run("python", "benchmarks/launcher_startup.py", "--output", "docs/benchmarks/launcher.md")
+
+
+@nox.session(python="3.11")
+def scale(session: nox.Session) -> None:
+    """Many app processes into one tracking server on PostgreSQL, by both routes, and the sqlite baseline.
+
+    Writes docs/benchmarks/scale.md (and the raw trials to scale.json). PostgreSQL comes from the
+    system (Debian: ``apt-get install postgresql``). Arguments after ``--`` go to
+    ``benchmarks/scale.py`` (``--rates``, ``--seconds``, ``--processes``, ``--threads``,
+    ``--server-workers``, ``--routes``, ``--env KEY=VALUE``, ...); see its ``--help``.
+    """
+    session.install("-e", ".[mlflow]", "pytest>=8", "psycopg[binary]", "opentelemetry-exporter-otlp-proto-http")
+    session.run("python", "-c", _PRINT_VERSIONS)
+    output = ["--output", "docs/benchmarks/scale.md", "--json", "docs/benchmarks/scale.json"]
+    session.run("python", "benchmarks/scale.py", *output, *session.posargs)
 
 
 # Benchmark-only dependencies: the peer instrumentations and the OTLP/HTTP exporter they and

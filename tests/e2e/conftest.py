@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from .parts import MlflowServer, start_mlflow_server
+from .test_ui import page  # noqa: F401 - the Chromium page, for the other modules' browser checks too
 
 
 @pytest.fixture(scope="session")

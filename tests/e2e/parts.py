@@ -12,6 +12,7 @@ import gzip
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -91,8 +92,15 @@ def _wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path, timeout
 
 
 @contextlib.contextmanager
-def start_mlflow_server() -> Iterator[MlflowServer]:
-    """Start ``mlflow server`` on a free loopback port with a sqlite store in a temp dir; stop it after."""
+def start_mlflow_server(
+    backend_store_uri: str | None = None, workers: int = 1, env: Mapping[str, str] | None = None
+) -> Iterator[MlflowServer]:
+    """Start ``mlflow server`` on a free loopback port; stop it after.
+
+    The store is ``backend_store_uri`` (say a ``postgresql://`` URI from :func:`start_postgres`),
+    or by default a sqlite file in a temp dir; artifacts always go to the temp dir. ``workers`` is
+    the server's ``--workers``; ``env`` is added to the server's environment.
+    """
     mlflow_cli = shutil.which("mlflow", path=os.path.dirname(sys.executable))
     need(mlflow_cli is not None, "the full `mlflow` package (for `mlflow server`) is not installed")
     assert mlflow_cli is not None
@@ -100,22 +108,120 @@ def start_mlflow_server() -> Iterator[MlflowServer]:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     log = root / "server.log"
-    env = {k: v for k, v in os.environ.items() if k not in _OURS}
-    store, artifacts = f"sqlite:///{root / 'mlflow.db'}", str(root / "artifacts")
-    command = [mlflow_cli, "server", "--backend-store-uri", store, "--artifacts-destination", artifacts]
-    command += ["--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    server_env = {**{k: v for k, v in os.environ.items() if k not in _OURS}, **(env or {})}
+    store = backend_store_uri or f"sqlite:///{root / 'mlflow.db'}"
+    command = [mlflow_cli, "server", "--backend-store-uri", store, "--artifacts-destination", str(root / "artifacts")]
+    command += ["--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
     with log.open("wb") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=root)
+        # A session of its own: the server's workers and the job runners it starts with a database
+        # store (huey consumers) are stopped with it, as one process group.
+        process = subprocess.Popen(
+            command, stdout=out, stderr=subprocess.STDOUT, env=server_env, cwd=root, start_new_session=True
+        )
     try:
         _wait_healthy(url, process, log, timeout=180)
         yield MlflowServer(url=url, process=process, log=log)
     finally:
+        stop_process_group(process)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def stop_process_group(process: subprocess.Popen[Any], timeout: float = 30) -> None:
+    """Stop a process started with ``start_new_session=True``, and everything left in its group."""
+    group = getattr(os, "killpg", None)
+    if group is None:  # not POSIX
         process.terminate()
+    else:
+        with contextlib.suppress(ProcessLookupError):
+            group(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+    if group is not None:
+        with contextlib.suppress(ProcessLookupError):
+            group(process.pid, signal.SIGKILL)
+
+
+def postgres_bin() -> Path | None:
+    """The directory of PostgreSQL's server programs (``initdb``, ``pg_ctl``), or None.
+
+    ``MLFLOW_OLLAMA_PG_BIN`` if set; else the newest Debian install (``/usr/lib/postgresql/<version>/bin``,
+    which Debian keeps off the PATH); else where ``initdb`` on the PATH really lives.
+    """
+    if configured := os.environ.get("MLFLOW_OLLAMA_PG_BIN"):
+        return Path(configured)
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parts[-3]))
+    if found:
+        return found[-1].parent
+    initdb = shutil.which("initdb")
+    return Path(initdb).resolve().parent if initdb else None
+
+
+@dataclass
+class Postgres:
+    """A running PostgreSQL server: ``uri`` is its ``mlflow`` database, for SQLAlchemy (psycopg 3)."""
+
+    uri: str
+    port: int
+    data: Path
+
+    def query(self, sql: str, *params: object) -> list[tuple[Any, ...]]:
+        """Run one statement in the ``mlflow`` database; its rows."""
+        import psycopg  # only where PostgreSQL is used: the e2e and scale environments install it
+
+        with psycopg.connect(f"host=127.0.0.1 port={self.port} user=postgres dbname=mlflow") as connection:
+            return connection.execute(sql, params).fetchall()
+
+
+@contextlib.contextmanager
+def start_postgres() -> Iterator[Postgres]:
+    """Start PostgreSQL in a data directory of its own, on a free loopback port; stop it and delete it after.
+
+    ``initdb`` refuses to run as root, so as root the server runs as the ``postgres`` user that
+    Debian's package creates (or ``nobody`` where there is none), through ``setpriv``. Trust
+    authentication: only this machine's loopback can reach it, and only while the test runs.
+    """
+    bindir = postgres_bin()
+    if bindir is None:
+        # Like Chromium, a system part: skipped where missing, unless the run requires it (.ci/run).
+        reason = "PostgreSQL is not installed (Debian: apt-get install postgresql); .ci/run installs it"
+        if os.environ.get("MLFLOW_OLLAMA_REQUIRE_POSTGRES", "").lower() in ("1", "true", "yes"):
+            pytest.fail(f"{reason}, and MLFLOW_OLLAMA_REQUIRE_POSTGRES is set")
+        pytest.skip(reason)
+    root = Path(tempfile.mkdtemp(prefix="mlflow-ollama-pg-"))
+    data, log, port = root / "data", root / "postgres.log", free_port()
+    run_as: list[str] = []
+    if os.geteuid() == 0:
+        import pwd
+
         try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+            user = pwd.getpwnam("postgres")
+        except KeyError:
+            user = pwd.getpwnam("nobody")
+        os.chown(root, user.pw_uid, user.pw_gid)
+        run_as = ["setpriv", f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}", "--clear-groups", "--"]
+
+    def pg(*command: str) -> None:
+        subprocess.run([*run_as, *command], check=True, capture_output=True, cwd=root, timeout=120)
+
+    started = False
+    try:
+        try:
+            pg(str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-sync")
+            options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1"
+            started = True  # from here on, stop it whatever happens (stopping a stopped server is harmless)
+            pg(str(bindir / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(log), "-w", "-t", "60", "start")
+            pg(str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "mlflow")
+        except subprocess.CalledProcessError as error:
+            detail = log.read_text()[-4000:] if log.exists() else ""
+            raise RuntimeError(f"PostgreSQL failed: {error}\n{error.stderr!r}\n{detail}") from error
+        yield Postgres(uri=f"postgresql://postgres@127.0.0.1:{port}/mlflow", port=port, data=data)
+    finally:
+        if started:
+            stop = [*run_as, str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"]
+            subprocess.run(stop, check=False, capture_output=True, cwd=root, timeout=120)
         shutil.rmtree(root, ignore_errors=True)
 
 
