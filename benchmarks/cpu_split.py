@@ -31,28 +31,17 @@ import os
 import platform
 import random
 import statistics
-import tempfile
 import threading
 import time
 from collections.abc import Callable
 from typing import Any, cast
 
-from peers import _CANNED, HISTORY, MODEL, SHORT, TOOLS, _mlflow_drain, _Sink, _StubHttp
+from peers import _CANNED, HISTORY, MODEL, SHORT, TOOLS, _mlflow_drain, _StubHttp, export_to_sink
 
 PATHS = ("sdk", "bare_span", "data_encoded", "data_ours", "mlflow_ollama")
 CASES = ("short", "history")
 Result = dict[str, dict[str, dict[str, float]]]
 """case -> path -> {"caller": µs, "process": µs} per call."""
-
-
-def _configure() -> _Sink:
-    sink = _Sink()
-    threading.Thread(target=sink.serve_forever, daemon=True).start()
-    os.environ["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"] = f"{sink.url}/v1/traces"
-    os.environ["OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"] = "http/protobuf"
-    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{tempfile.mkdtemp()}/cpu.db"
-    os.environ["MLFLOW_MODEL_CATALOG_URI"] = ""
-    return sink
 
 
 def _client() -> Any:
@@ -292,7 +281,7 @@ def main() -> None:
     parser.add_argument("--profile-calls", type=int, default=1000)
     parser.add_argument("--output")
     options = parser.parse_args()
-    _configure()
+    export_to_sink("cpu")
     result = measure(options.calls, options.rounds)
     text = report(result, profile(options.profile_calls), options.calls, options.rounds)
     print(text)

@@ -27,20 +27,17 @@ import importlib
 import importlib.metadata
 import importlib.util
 import json
-import os
 import platform
 import random
 import statistics
 import subprocess
 import sys
-import tempfile
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from peers import _CANNED, MODEL, SHORT, _mlflow_drain, _peer_tracer_provider, _Sink, _StubHttp
+from peers import _CANNED, MODEL, SHORT, _mlflow_drain, _peer_tracer_provider, _Sink, _StubHttp, export_to_sink
 
 PEERS = {
     "openllmetry": "opentelemetry.instrumentation.ollama",
@@ -49,15 +46,6 @@ PEERS = {
 BLOCKS = 40
 CALLS_PER_BLOCK = 20
 PAUSE_S = 0.2
-
-
-def _configure_export() -> _Sink:
-    sink = _Sink()
-    threading.Thread(target=sink.serve_forever, daemon=True).start()
-    os.environ["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"] = f"{sink.url}/v1/traces"
-    os.environ["OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"] = "http/protobuf"
-    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{tempfile.mkdtemp()}/floor.db"
-    return sink
 
 
 def _blocks(run: Callable[[], Any], blocks: list[float]) -> None:
@@ -187,7 +175,7 @@ def main() -> None:
     parser.add_argument("--output", type=Path, help="markdown table rewritten from the JSON")
     parser.add_argument("--peer", choices=list(PEERS), help=argparse.SUPPRESS)
     options = parser.parse_args()
-    sink = _configure_export()
+    sink = export_to_sink("floor")
     if options.peer:
         print(json.dumps(measure_peer(options.peer, sink)))
         return

@@ -695,6 +695,21 @@ class _Sink(ThreadingHTTPServer):
         return f"http://127.0.0.1:{self.server_address[1]}"
 
 
+def export_to_sink(store: str) -> _Sink:
+    """Start an OTLP sink in this process and point MLflow's export at it (before MLflow starts).
+
+    For the in-process benchmarks; ``store`` names the sqlite file MLflow still needs for its
+    experiments. No price lookups either: they would stall on a machine without network.
+    """
+    sink = _Sink()
+    threading.Thread(target=sink.serve_forever, daemon=True).start()
+    os.environ["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"] = f"{sink.url}/v1/traces"
+    os.environ["OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"] = "http/protobuf"
+    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{tempfile.mkdtemp()}/{store}.db"
+    os.environ["MLFLOW_MODEL_CATALOG_URI"] = ""
+    return sink
+
+
 class _SinkHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True
