@@ -14,6 +14,7 @@ import os
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import tempfile
@@ -175,6 +176,12 @@ class Postgres:
             return connection.execute(sql, params).fetchall()
 
 
+def _open_to_others(path: Path) -> bool:
+    """Whether every directory from ``/`` down to ``path`` lets any user pass through (``o+x``)."""
+    path = path.resolve()
+    return all(os.stat(p).st_mode & stat.S_IXOTH for p in (path, *path.parents))
+
+
 @contextlib.contextmanager
 def start_postgres() -> Iterator[Postgres]:
     """Start PostgreSQL in a data directory of its own, on a free loopback port; stop it and delete it after.
@@ -190,9 +197,8 @@ def start_postgres() -> Iterator[Postgres]:
         if os.environ.get("MLFLOW_OLLAMA_REQUIRE_POSTGRES", "").lower() in ("1", "true", "yes"):
             pytest.fail(f"{reason}, and MLFLOW_OLLAMA_REQUIRE_POSTGRES is set")
         pytest.skip(reason)
-    root = Path(tempfile.mkdtemp(prefix="mlflow-ollama-pg-"))
-    data, log, port = root / "data", root / "postgres.log", free_port()
     run_as: list[str] = []
+    parent, owner = None, None
     if os.geteuid() == 0:
         import pwd
 
@@ -200,8 +206,15 @@ def start_postgres() -> Iterator[Postgres]:
             user = pwd.getpwnam("postgres")
         except KeyError:
             user = pwd.getpwnam("nobody")
-        os.chown(root, user.pw_uid, user.pw_gid)
+        owner = (user.pw_uid, user.pw_gid)
         run_as = ["setpriv", f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}", "--clear-groups", "--"]
+        # That user must be able to reach its directory: the temp dir nox gives us lives in the
+        # checkout, and a checkout made with `mktemp -d` is closed to other users (0700).
+        parent = tempfile.gettempdir() if _open_to_others(Path(tempfile.gettempdir())) else "/tmp"
+    root = Path(tempfile.mkdtemp(prefix="mlflow-ollama-pg-", dir=parent))
+    if owner:
+        os.chown(root, *owner)
+    data, log, port = root / "data", root / "postgres.log", free_port()
 
     def pg(*command: str) -> None:
         subprocess.run([*run_as, *command], check=True, capture_output=True, cwd=root, timeout=120)
