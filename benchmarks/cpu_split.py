@@ -36,20 +36,12 @@ import time
 from collections.abc import Callable
 from typing import Any, cast
 
-from peers import _CANNED, HISTORY, MODEL, SHORT, TOOLS, _mlflow_drain, _StubHttp, export_to_sink
+from peers import HISTORY, MODEL, SHORT, TOOLS, _mlflow_drain, export_to_sink, in_bare_span, stub_client
 
 PATHS = ("sdk", "bare_span", "data_encoded", "data_ours", "mlflow_ollama")
 CASES = ("short", "history")
 Result = dict[str, dict[str, dict[str, float]]]
 """case -> path -> {"caller": µs, "process": µs} per call."""
-
-
-def _client() -> Any:
-    import ollama
-
-    client = ollama.Client(host="http://127.0.0.1:11434")
-    client._client = _StubHttp(client._client.base_url, _CANNED)
-    return client
 
 
 def _calls(client: Any) -> dict[str, Callable[[], Any]]:
@@ -90,12 +82,6 @@ def _paths(call: Callable[[], Any]) -> dict[str, Callable[[], Any]]:
     attributes = _recorded(call)
     encoded = {k: _spans._encode(v) for k, v in attributes.items()}
 
-    def bare_span() -> Any:
-        span = mlflow.start_span_no_context(name="ollama.chat", span_type=SpanType.CHAT_MODEL)
-        result = call()
-        span.end()
-        return result
-
     def data_encoded() -> Any:
         span = mlflow.start_span_no_context(name="ollama.chat", span_type=SpanType.CHAT_MODEL)
         cast(Any, span)._span.set_attributes(encoded)
@@ -110,7 +96,7 @@ def _paths(call: Callable[[], Any]) -> dict[str, Callable[[], Any]]:
         span.end()
         return result
 
-    return {"sdk": call, "bare_span": bare_span, "data_encoded": data_encoded, "data_ours": data_ours}
+    return {"sdk": call, "bare_span": in_bare_span(call), "data_encoded": data_encoded, "data_ours": data_ours}
 
 
 def measure(calls: int, rounds: int) -> Result:
@@ -121,7 +107,7 @@ def measure(calls: int, rounds: int) -> Result:
     mlflow.set_experiment("bench-cpu-split")
     me = time.pthread_getcpuclockid(threading.get_ident())
     samples: dict[str, dict[str, dict[str, list[float]]]] = {}
-    for case, call in _calls(_client()).items():
+    for case, call in _calls(stub_client()).items():
         paths = {**_paths(call), "mlflow_ollama": call}
         samples[case] = {p: {"caller": [], "process": []} for p in PATHS}
         for round_ in range(rounds + 1):  # round 0 warms up
@@ -156,7 +142,7 @@ def profile(calls: int) -> dict[str, Any]:
 
     import mlflow_ollama
 
-    call = _calls(_client())["history"]
+    call = _calls(stub_client())["history"]
     mlflow_ollama.autolog()
     for _ in range(100):
         call()

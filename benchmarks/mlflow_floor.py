@@ -37,7 +37,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from peers import _CANNED, MODEL, SHORT, _mlflow_drain, _peer_tracer_provider, _Sink, _StubHttp, export_to_sink
+from peers import MODEL, SHORT, _mlflow_drain, _peer_tracer_provider, _Sink, export_to_sink, in_bare_span, stub_client
 
 PEERS = {
     "openllmetry": "opentelemetry.instrumentation.ollama",
@@ -60,10 +60,8 @@ def _blocks(run: Callable[[], Any], blocks: list[float]) -> None:
 def measure_peer(name: str, sink: _Sink) -> dict[str, float]:
     """A peer in a process of its own (its ``uninstrument()`` does not undo everything): the SDK
     call untraced, then instrumented, each in blocks with the exporter idle in between."""
-    import ollama
 
-    client = ollama.Client(host="http://127.0.0.1:11434")
-    client._client = _StubHttp(client._client.base_url, _CANNED)
+    client = stub_client()
     provider = _peer_tracer_provider(sink.url)
 
     def sdk() -> Any:
@@ -99,25 +97,16 @@ def _peers() -> dict[str, float]:
 def measure() -> dict[str, float]:
     """Median per-call µs of each path, over interleaved blocks."""
     import mlflow
-    import ollama
-    from mlflow.entities import SpanType
 
     import mlflow_ollama
 
     mlflow.set_experiment("bench-floor")
-    client = ollama.Client(host="http://127.0.0.1:11434")
-    client._client = _StubHttp(client._client.base_url, _CANNED)
+    client = stub_client()
 
     def sdk() -> Any:
         return client.chat(model=MODEL, messages=SHORT)
 
-    def bare_span() -> Any:
-        span = mlflow.start_span_no_context(name="ollama.chat", span_type=SpanType.CHAT_MODEL)
-        result = sdk()
-        span.end()
-        return result
-
-    paths: dict[str, Callable[[], Any]] = {"sdk": sdk, "bare_span": bare_span, "mlflow_ollama": sdk}
+    paths: dict[str, Callable[[], Any]] = {"sdk": sdk, "bare_span": in_bare_span(sdk), "mlflow_ollama": sdk}
     blocks: dict[str, list[float]] = {name: [] for name in paths}
     for _ in range(BLOCKS + 2):  # two warm-up blocks
         order = list(paths)

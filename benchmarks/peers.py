@@ -459,6 +459,29 @@ _CANNED = {
 }
 
 
+def stub_client() -> Any:
+    """An ``ollama.Client`` whose HTTP transport answers every request with ``_CANNED``: no server."""
+    import ollama
+
+    client = ollama.Client(host="http://127.0.0.1:11434")
+    client._client = _StubHttp(client._client.base_url, _CANNED)
+    return client
+
+
+def in_bare_span(call: Callable[[], Any]) -> Callable[[], Any]:
+    """``call`` inside a bare MLflow span that records nothing: what any MLflow route pays at least."""
+    import mlflow
+    from mlflow.entities import SpanType
+
+    def bare_span() -> Any:
+        span = mlflow.start_span_no_context(name="ollama.chat", span_type=SpanType.CHAT_MODEL)
+        result = call()
+        span.end()
+        return result
+
+    return bare_span
+
+
 def _median_us(run: Callable[[], Any], calls: int, drain: Callable[[], None] | None) -> list[float]:
     timings = []
     for _ in range(calls):
@@ -534,8 +557,7 @@ def micro(mode: str, rounds: int) -> None:
     from mlflow_ollama import _spans
 
     mlflow.set_experiment(f"bench-micro-{mode}")
-    client = ollama.Client(host="http://127.0.0.1:11434")
-    client._client = _StubHttp(client._client.base_url, _CANNED)
+    client = stub_client()
     original = vars(ollama.Client)["chat"]
 
     drain = _mlflow_drain
@@ -560,11 +582,7 @@ def micro(mode: str, rounds: int) -> None:
     inputs, outputs = recorded.inputs, recorded.outputs
     attributes = {k: v for k, v in recorded.attributes.items() if k.startswith(_OUR_ATTRIBUTES)}
 
-    def bare_span() -> Any:
-        span = mlflow.start_span_no_context(name="ollama.chat", span_type=SpanType.CHAT_MODEL)
-        result = call()
-        span.end()
-        return result
+    bare_span = in_bare_span(call)
 
     def span_same_data() -> Any:
         span = mlflow.start_span_no_context(name="ollama.chat", span_type=SpanType.CHAT_MODEL)
