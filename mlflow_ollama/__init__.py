@@ -76,7 +76,7 @@ def autolog(
     """
     # Imported here, not with the package: wrapt and importlib.metadata take ~0.08 s, which the
     # command line (mlflow-ollama run, before it execs the app) has no use for.
-    from mlflow_ollama import _compat, _patch
+    from mlflow_ollama import _compat, _patch, _workers
 
     settings.silent = silent
     settings.log_embeddings = log_embeddings
@@ -87,6 +87,7 @@ def autolog(
     _compat.check_installed()
     settings.active = True
     _patch.install_when_imported()
+    _workers.install()
 
 
 def revert() -> None:

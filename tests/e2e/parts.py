@@ -14,6 +14,7 @@ import os
 import shutil
 import signal
 import socket
+import sqlite3
 import stat
 import subprocess
 import sys
@@ -327,3 +328,67 @@ def run_app(
     if expect_trace_ids:  # MLflow keeps no trace ids when it exports over OTLP
         assert all(result["trace_ids"].values()), f"a scenario left no trace: {result}"
     return AppRun(result["trace_ids"], result["seconds"], result["flush_seconds"], done.stderr)
+
+
+WORKERS_APP = Path(__file__).with_name("workers_app.py")
+
+
+@dataclass
+class WorkersRun:
+    """One run of ``workers_app.py``: the workers' calls, and how many of their traces were stored."""
+
+    calls: int
+    stored: int
+    """The workers' traces that reached the store or the OTLP receiver (the parent's warm-up not counted)."""
+    workers_seconds: float
+    killed: int
+    """Workers still there ``exit_timeout`` seconds after their calls, killed: they hung."""
+    stderr: str
+
+
+def count_stored(store: Path) -> int:
+    """Traces in a sqlite store; 0 when nothing ever wrote to it (MLflow creates its tables lazily)."""
+    if not store.exists():
+        return 0
+    with sqlite3.connect(store) as db:
+        found = db.execute("SELECT name FROM sqlite_master WHERE name = 'trace_info'").fetchone()
+        return int(db.execute("SELECT count(*) FROM trace_info").fetchone()[0]) if found else 0
+
+
+def run_workers_app(
+    double: OllamaDouble,
+    how: str,
+    start: str = "fork",
+    ending: str = "close",
+    tracer: str = "ours",
+    route: str = "mlflow",
+    warm_up: bool = True,
+    calls: int = 12,
+    exit_timeout: float = 20,
+    env: Mapping[str, str] | None = None,
+) -> WorkersRun:
+    """Run the worker-process job (``workers_app.py``) with a store, or an OTLP receiver, of its own."""
+    tmp = Path(tempfile.mkdtemp(prefix="mlflow-ollama-workers-"))
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "OTEL_"))}
+    full_env.update({"OLLAMA_HOST": double.url, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp / 'mlflow.db'}"})
+    full_env.update(env or {})
+    command = [sys.executable, str(WORKERS_APP), "--how", how, "--start", start, "--ending", ending]
+    command += ["--tracer", tracer, "--calls", str(calls), "--exit-timeout", str(exit_timeout)]
+    command += ["--warm-up"] if warm_up else []
+    with contextlib.ExitStack() as stack:
+        if route == "otlp":
+            receiver = stack.enter_context(OtlpReceiver())
+            full_env["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"] = receiver.endpoint
+            full_env["OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"] = "http/protobuf"
+        done = subprocess.run(
+            command, env=full_env, capture_output=True, text=True, cwd=tmp, timeout=exit_timeout + 180
+        )
+        assert done.returncode == 0, f"the job failed ({done.returncode}):\n{done.stdout}\n{done.stderr[-6000:]}"
+        report: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+        if route == "otlp":
+            time.sleep(0.2)  # the last export request may still be in the receiver's handler
+            stored = len({bytes(s.trace_id) for s in receiver.spans if s.name in ("chat", "ollama.chat")})
+        else:
+            stored = count_stored(tmp / "mlflow.db")
+    stored -= 1 if warm_up else 0
+    return WorkersRun(report["calls"], stored, report["workers_seconds"], report["killed"], done.stderr)

@@ -1,0 +1,248 @@
+"""Worker processes: MLflow's trace export kept working in forked children, and flushed when a worker leaves.
+
+MLflow exports traces in the background: spans wait in a batch span processor (OpenTelemetry's,
+which re-creates its own thread after a fork) and then in MLflow's ``AsyncTraceExportQueue``, whose
+threads do not survive ``os.fork()`` and which has no fork handling of its own. Three things lose
+traces in worker processes, and this module answers each:
+
+- **A child of a parent that already exported** inherits a queue marked active with no thread
+  draining it: its traces pile up, and its ``atexit`` flush waits for them forever. After a fork,
+  each MLflow export queue is reset in the child to the state of a new one (the parent's pending
+  exports stay the parent's to send), so the child starts threads of its own on first use.
+- **multiprocessing workers leave with ``os._exit``**, after multiprocessing's own finalizers but
+  without ``atexit``: what is still queued is dropped. A finalizer flushes the export, bounded.
+- **``Pool.terminate()`` (the ``with Pool()`` form) sends SIGTERM**: a worker with SIGTERM's
+  default action now flushes, bounded, and then dies of SIGTERM as before.
+
+Every flush at exit is bounded by ``MLFLOW_OLLAMA_EXIT_FLUSH_TIMEOUT`` seconds; what is still
+unexported then is dropped, and a warning says how much. Nothing here runs in a process that does
+not fork or is not a worker, and nothing here touches an Ollama call.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import signal
+import sys
+import threading
+from typing import Any
+
+from mlflow_ollama._config import settings
+from mlflow_ollama._safety import logger, report, warn
+
+__all__ = ["EXIT_FLUSH_TIMEOUT_ENV", "exit_flush_timeout", "flush_bounded", "install", "unexported"]
+
+EXIT_FLUSH_TIMEOUT_ENV = "MLFLOW_OLLAMA_EXIT_FLUSH_TIMEOUT"
+"""Seconds a leaving worker process gives MLflow's trace export (default 10); the rest is dropped, with a warning."""
+
+_DEFAULT_TIMEOUT = 10.0
+# The multiprocessing flavours whose workers leave through their own finalizers and os._exit:
+# the standard library's, and billiard's (Celery's prefork pool), which has the same API.
+_MULTIPROCESSING_UTILS = ("multiprocessing.util", "billiard.util")
+
+_installed = False
+_guarded_pid = 0  # the worker process whose exit is already guarded
+
+
+class _Anchor:
+    """What multiprocessing's after-fork registry keeps a weak reference to (it needs an object)."""
+
+
+_ANCHOR = _Anchor()
+
+
+def install() -> None:
+    """Watch forks from now on, and guard this process's exit if it is already a worker. Idempotent.
+
+    Called by ``autolog()``. A spawned or forkserver worker calls ``autolog()`` itself (through
+    ``initializer=`` or ``mlflow-ollama run``): that is when its exit gets guarded.
+    """
+    global _installed
+    if not _installed and hasattr(os, "register_at_fork"):
+        os.register_at_fork(after_in_child=_after_fork_in_child)
+        _installed = True
+    for name in _MULTIPROCESSING_UTILS:
+        package = sys.modules.get(name.split(".")[0])
+        parent_process = getattr(package, "parent_process", None)
+        if parent_process is not None and parent_process() is not None:
+            _guard_worker(sys.modules.get(name))
+
+
+def exit_flush_timeout() -> float:
+    """``MLFLOW_OLLAMA_EXIT_FLUSH_TIMEOUT`` in seconds: 10 when unset; an invalid value is warned about."""
+    raw = os.environ.get(EXIT_FLUSH_TIMEOUT_ENV, "").strip()
+    if not raw:
+        return _DEFAULT_TIMEOUT
+    try:
+        value = float(raw)
+        if value >= 0:
+            return value
+    except ValueError:
+        pass
+    warn(f"Ignoring {EXIT_FLUSH_TIMEOUT_ENV}={raw!r}: expected seconds, 0 or more. Using {_DEFAULT_TIMEOUT:g}.")
+    return _DEFAULT_TIMEOUT
+
+
+def _after_fork_in_child() -> None:
+    # Runs in every child of os.fork() (multiprocessing's fork and forkserver children, gunicorn
+    # and Celery workers, bare forks), before the child does anything else. Must never raise.
+    if not settings.active:
+        return
+    try:
+        global _guarded_pid
+        _guarded_pid = 0
+        for queue in _export_queues():
+            _reset(queue)
+        # A bare fork that leaves with sys.exit runs atexit: ours, registered last, runs first
+        # and bounds the flush that MLflow's own atexit callback would make without a limit.
+        atexit.register(_flush_at_exit, "exit")
+        for name in _MULTIPROCESSING_UTILS:
+            util = sys.modules.get(name)
+            if util is not None:
+                # Run by multiprocessing's bootstrap of the child, after it clears the finalizers
+                # the child inherited: only then can the child's own finalizer be registered.
+                util.register_after_fork(_ANCHOR, lambda _anchor, util=util: _guard_worker(util))
+    except Exception as exc:
+        report("prepare MLflow's trace export in a forked process", exc)
+
+
+def _guard_worker(util: Any) -> None:
+    """Flush at this worker's exit (multiprocessing's finalizers) and on SIGTERM's default action."""
+    global _guarded_pid
+    if _guarded_pid == os.getpid():
+        return
+    _guarded_pid = os.getpid()
+    try:
+        if util is not None:
+            util.Finalize(None, _flush_at_exit, args=("worker exit",), exitpriority=0)
+        # Only SIGTERM's default action is replaced: an app's own handler stays its own.
+        main_thread = threading.current_thread() is threading.main_thread()
+        if main_thread and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+            signal.signal(signal.SIGTERM, _on_sigterm)
+    except Exception as exc:
+        report("guard a worker process's exit", exc)
+
+
+def _on_sigterm(signum: int, _frame: Any) -> None:
+    # Flush, bounded, then die of SIGTERM as the default action would have: same exit status.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    _flush_at_exit("terminated")
+    os.kill(os.getpid(), signum)
+
+
+def _flush_at_exit(why: str) -> None:
+    try:
+        flush_bounded(exit_flush_timeout(), why)
+    except Exception as exc:
+        report("flush MLflow's trace export at exit", exc)
+
+
+def flush_bounded(timeout: float, why: str) -> bool:
+    """Export what MLflow still holds, waiting at most ``timeout`` seconds; True when all of it went.
+
+    On a timeout, MLflow's queues are marked stopped so that its own ``atexit`` flush returns at
+    once, and one warning says what was dropped.
+    """
+    if "mlflow" not in sys.modules:
+        return True
+    finished = threading.Event()
+    complete = [False]
+
+    def run() -> None:
+        try:
+            import mlflow
+
+            mlflow.flush_trace_async_logging(terminate=True)
+            # OpenTelemetry's flush gives up at its timeout and says so by returning False.
+            complete[0] = _flush_tracer_provider(timeout) is not False
+        except Exception as exc:
+            logger.debug("mlflow-ollama: flushing MLflow's export failed: %r", exc)
+        finally:
+            finished.set()
+
+    threading.Thread(target=run, name="mlflow-ollama-exit-flush", daemon=True).start()
+    if finished.wait(timeout) and complete[0]:
+        return True
+    left = unexported()
+    for queue in _export_queues():
+        if hasattr(queue, "_is_active"):
+            queue._is_active = False
+    what = f"{left} trace(s)" if left is not None else "its unexported traces"
+    warn(
+        f"mlflow-ollama: process {os.getpid()} ({why}) gave MLflow's trace export {timeout:g} s "
+        f"({EXIT_FLUSH_TIMEOUT_ENV}) and leaves without {what}: they are lost."
+    )
+    return False
+
+
+def unexported() -> int | None:
+    """How many traces MLflow holds but has not exported yet, in this process; None when it cannot tell.
+
+    Counted where they wait: root spans in batch span processors, and traces (not span batches)
+    queued or in flight in MLflow's export queues.
+    """
+    try:
+        count = 0
+        for processor in _batch_processors():
+            queue = getattr(getattr(processor, "_batch_processor", None), "_queue", None)
+            if queue is None:
+                return None
+            count += sum(1 for span in list(queue) if getattr(span, "parent", None) is None)
+        for export_queue in _export_queues():
+            pending = list(getattr(export_queue._queue, "queue", ()))
+            count += sum(1 for task in pending if getattr(task.handler, "__name__", "") == "_log_trace")
+            count += len(getattr(export_queue, "_active_tasks", ()))
+        return count
+    except Exception:
+        return None
+
+
+def _export_queues() -> list[Any]:
+    """MLflow's export queues in this process: the current exporter's, and those of retired providers."""
+    exporters: list[Any] = []
+    provider = sys.modules.get("mlflow.tracing.provider")
+    get_exporter = getattr(provider, "_get_trace_exporter", None)
+    if get_exporter is not None:
+        exporters.append(get_exporter())
+    base = sys.modules.get("mlflow.tracing.processor.base_mlflow")
+    registry = getattr(base, "_batch_processor_registry", None)
+    if registry is not None:
+        exporters += [getattr(p, "span_exporter", None) for p in list(registry)]
+    queues = {id(q): q for e in exporters if (q := getattr(e, "_async_queue", None)) is not None}
+    return list(queues.values())
+
+
+def _batch_processors() -> list[Any]:
+    """The OpenTelemetry batch span processors MLflow exports through (its own route and OTLP)."""
+    found: list[Any] = []
+    for processor in getattr(getattr(_tracer_provider(), "_active_span_processor", None), "_span_processors", ()):
+        delegate = getattr(processor, "_batch_delegate", None) or processor
+        if hasattr(delegate, "_batch_processor"):
+            found.append(delegate)
+    return found
+
+
+def _reset(queue: Any) -> None:
+    # The queue's own constructor, run again on the child's copy: whatever state this MLflow release
+    # keeps (locks, events, the queue, the flags) is back to new, and the next put starts threads
+    # of the child's own. The tasks copied from the parent are the parent's to export.
+    registered = getattr(queue, "_atexit_callback_registered", None)
+    queue.__init__()
+    if registered is not None:
+        # Releases that register their atexit flush on first use (MLflow 3.4 to 3.10) would do it
+        # after ours, and so run first, unbounded; ours does that flush.
+        queue._atexit_callback_registered = True
+
+
+def _flush_tracer_provider(timeout: float) -> object:
+    # The OTLP route's batch processor is not among what flush_trace_async_logging() drains.
+    force_flush = getattr(_tracer_provider(), "force_flush", None)
+    return force_flush(int(timeout * 1000)) if force_flush is not None else None
+
+
+def _tracer_provider() -> Any:
+    """MLflow's tracer provider if it has made one: ``provider.get()`` from 3.10, a module global before."""
+    module = sys.modules.get("mlflow.tracing.provider")
+    holder = getattr(module, "provider", None)
+    return holder.get() if holder is not None else getattr(module, "_MLFLOW_TRACER_PROVIDER", None)

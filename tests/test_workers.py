@@ -1,0 +1,99 @@
+"""Worker processes, on every supported release: forked workers' traces reach the store, and no worker hangs.
+
+The job (``tests/e2e/workers_app.py``) runs as a real process with MLflow's defaults (asynchronous
+export), 12 chats in 3 workers against the loopback double, after a traced call in the parent whose
+export has started MLflow's export threads: the case that left nothing, or hung, before.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+from e2e.parts import run_workers_app
+
+from mlflow_ollama._workers import EXIT_FLUSH_TIMEOUT_ENV, exit_flush_timeout
+from mlflow_ollama.testing import OllamaDouble
+
+needs_fork = pytest.mark.skipif(not hasattr(os, "fork"), reason="no os.fork on this platform")
+
+
+@needs_fork
+@pytest.mark.forks
+@pytest.mark.parametrize(
+    ("how", "ending"),
+    [
+        ("pool", "close"),  # workers leave through multiprocessing's finalizers and os._exit
+        ("pool", "with"),  # terminate(): SIGTERM
+        ("executor", "with"),
+        ("fork", "sys-exit"),  # a bare fork: atexit, where MLflow's own flush used to wait forever
+    ],
+)
+def test_forked_workers_traces_are_stored(server: OllamaDouble, how: str, ending: str) -> None:
+    run = run_workers_app(server, how, "fork", ending, warm_up=True)
+    assert run.killed == 0, f"a worker did not exit:\n{run.stderr[-3000:]}"
+    assert (run.calls, run.stored) == (12, 12), run.stderr[-3000:]
+
+
+@needs_fork
+@pytest.mark.forks
+def test_without_a_warm_up_too(server: OllamaDouble) -> None:
+    run = run_workers_app(server, "pool", "fork", "close", warm_up=False)
+    assert (run.calls, run.stored) == (12, 12), run.stderr[-3000:]
+
+
+_SIGNALS = textwrap.dedent(
+    """
+    import multiprocessing, signal, sys
+    import mlflow_ollama
+
+    def report(_):
+        handler = signal.getsignal(signal.SIGTERM)
+        return getattr(handler, "__module__", None) or str(handler)
+
+    def own(signum, frame):
+        pass
+
+    if __name__ == "__main__":
+        mlflow_ollama.autolog()
+        import ollama  # the patches go in
+        if sys.argv[1] == "own":
+            signal.signal(signal.SIGTERM, own)
+        with multiprocessing.get_context("fork").Pool(1) as pool:
+            print(pool.map(report, [0])[0])
+    """
+)
+
+
+@needs_fork
+@pytest.mark.forks
+@pytest.mark.parametrize(("parent", "expected"), [("default", "mlflow_ollama._workers"), ("own", "__main__")])
+def test_sigterm_flush_only_replaces_the_default_action(parent: str, expected: str) -> None:
+    """A worker gets the flush-then-die handler only where SIGTERM had its default action."""
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_OLLAMA_STRICT"}
+    done = subprocess.run(
+        [sys.executable, "-c", _SIGNALS, parent], capture_output=True, text=True, env=env, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip().splitlines()[-1] == expected, done.stdout
+
+
+@pytest.mark.parametrize(("raw", "seconds"), [(None, 10.0), ("", 10.0), ("2.5", 2.5), ("0", 0.0)])
+def test_exit_flush_timeout(monkeypatch: pytest.MonkeyPatch, raw: str | None, seconds: float) -> None:
+    if raw is None:
+        monkeypatch.delenv(EXIT_FLUSH_TIMEOUT_ENV, raising=False)
+    else:
+        monkeypatch.setenv(EXIT_FLUSH_TIMEOUT_ENV, raw)
+    assert exit_flush_timeout() == seconds
+
+
+@pytest.mark.parametrize("raw", ["soon", "-1"])
+def test_exit_flush_timeout_invalid(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, raw: str
+) -> None:
+    monkeypatch.setenv(EXIT_FLUSH_TIMEOUT_ENV, raw)
+    assert exit_flush_timeout() == 10.0
+    assert f"Ignoring {EXIT_FLUSH_TIMEOUT_ENV}={raw!r}" in caplog.text
