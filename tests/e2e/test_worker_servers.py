@@ -64,7 +64,8 @@ def test_gunicorn_preload_workers_keep_every_trace(server: OllamaDouble) -> None
                 socket.create_connection(("127.0.0.1", port), timeout=1).close()
                 break
             except OSError:
-                assert process.poll() is None and time.monotonic() < deadline, "gunicorn did not start"
+                assert process.poll() is None, "gunicorn exited"
+                assert time.monotonic() < deadline, "gunicorn did not start"
                 time.sleep(0.2)
         pids = {urllib.request.urlopen(f"http://127.0.0.1:{port}/{i}", timeout=60).read() for i in range(CALLS)}
     finally:
@@ -98,5 +99,6 @@ def test_celery_prefork_workers_keep_every_trace(server: OllamaDouble) -> None:
         )
     finally:
         errors = _stop(worker)
-    assert sent.returncode == 0 and sent.stdout.strip() == str(CALLS), sent.stderr[-3000:] + errors[-3000:]
+    assert sent.returncode == 0, sent.stderr[-3000:] + errors[-3000:]
+    assert sent.stdout.strip() == str(CALLS)
     assert count_stored(store) == 1 + CALLS, errors[-3000:]
