@@ -168,7 +168,7 @@ def flush_bounded(timeout: float, why: str) -> bool:
     for queue in _export_queues():
         if hasattr(queue, "_is_active"):
             queue._is_active = False
-    what = f"{left} trace(s)" if left is not None else "its unexported traces"
+    what = f"at least {left} trace(s)" if left else "the traces it was still exporting"
     warn(
         f"mlflow-ollama: process {os.getpid()} ({why}) gave MLflow's trace export {timeout:g} s "
         f"({EXIT_FLUSH_TIMEOUT_ENV}) and leaves without {what}: they are lost."
@@ -177,10 +177,10 @@ def flush_bounded(timeout: float, why: str) -> bool:
 
 
 def unexported() -> int | None:
-    """How many traces MLflow holds but has not exported yet, in this process; None when it cannot tell.
+    """How many traces MLflow holds, waiting, in this process; None when it cannot tell.
 
-    Counted where they wait: root spans in batch span processors, and traces (not span batches)
-    queued or in flight in MLflow's export queues.
+    Counted where they wait: root spans in batch span processors, and traces (not span batches) in
+    MLflow's export queues. An export already under way is not visible, so this is a lower bound.
     """
     try:
         count = 0
@@ -192,7 +192,6 @@ def unexported() -> int | None:
         for export_queue in _export_queues():
             pending = list(getattr(export_queue._queue, "queue", ()))
             count += sum(1 for task in pending if getattr(task.handler, "__name__", "") == "_log_trace")
-            count += len(getattr(export_queue, "_active_tasks", ()))
         return count
     except Exception:
         return None

@@ -1,8 +1,10 @@
 """Worker processes, on every supported release: forked workers' traces reach the store, and no worker hangs.
 
-The job (``tests/e2e/workers_app.py``) runs as a real process with MLflow's defaults (asynchronous
-export), 12 chats in 3 workers against the loopback double, after a traced call in the parent whose
-export has started MLflow's export threads: the case that left nothing, or hung, before.
+The job (``tests/e2e/workers_app.py``) runs as a real process, 12 chats in 3 workers against the
+loopback double, after a traced call in the parent whose export has started MLflow's export
+threads: the case that left nothing, or hung, before. Export is asynchronous, MLflow's default from
+3.12; older releases write each trace synchronously to an OSS store unless
+``MLFLOW_ENABLE_ASYNC_TRACE_LOGGING=true``, which is set here so that every release runs the queue.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from e2e.parts import run_workers_app
 from mlflow_ollama._workers import EXIT_FLUSH_TIMEOUT_ENV, exit_flush_timeout
 from mlflow_ollama.testing import OllamaDouble
 
+ASYNC = {"MLFLOW_ENABLE_ASYNC_TRACE_LOGGING": "true"}
 needs_fork = pytest.mark.skipif(not hasattr(os, "fork"), reason="no os.fork on this platform")
 
 
@@ -33,7 +36,7 @@ needs_fork = pytest.mark.skipif(not hasattr(os, "fork"), reason="no os.fork on t
     ],
 )
 def test_forked_workers_traces_are_stored(server: OllamaDouble, how: str, ending: str) -> None:
-    run = run_workers_app(server, how, "fork", ending, warm_up=True)
+    run = run_workers_app(server, how, "fork", ending, warm_up=True, env=ASYNC)
     assert run.killed == 0, f"a worker did not exit:\n{run.stderr[-3000:]}"
     assert (run.calls, run.stored) == (12, 12), run.stderr[-3000:]
 
@@ -41,7 +44,7 @@ def test_forked_workers_traces_are_stored(server: OllamaDouble, how: str, ending
 @needs_fork
 @pytest.mark.forks
 def test_without_a_warm_up_too(server: OllamaDouble) -> None:
-    run = run_workers_app(server, "pool", "fork", "close", warm_up=False)
+    run = run_workers_app(server, "pool", "fork", "close", warm_up=False, env=ASYNC)
     assert (run.calls, run.stored) == (12, 12), run.stderr[-3000:]
 
 

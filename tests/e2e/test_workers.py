@@ -41,7 +41,7 @@ def test_every_worker_trace_is_stored(server: OllamaDouble, how: str, start: str
 def test_killed_workers_keep_their_traces_with_synchronous_export(server: OllamaDouble) -> None:
     """SIGKILL leaves no time to flush; exporting as each call ends (MLflow's own switch) keeps every trace."""
     env = {"MLFLOW_ENABLE_ASYNC_TRACE_LOGGING": "false"}
-    run = run_workers_app(server, "pool", "fork", "kill", env=env)
+    run = run_workers_app(server, "fork", "fork", "kill", env=env)
     assert (run.calls, run.stored) == (12, 12), run.stderr[-3000:]
 
 

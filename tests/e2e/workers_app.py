@@ -14,10 +14,12 @@ first, as services do at start-up so that the first request does not pay for the
     python tests/e2e/workers_app.py --how pool --start fork --ending close --tracer ours --warm-up
 
 ``--how``: ``pool`` (``multiprocessing.Pool``; ``--ending close`` is ``close()`` + ``join()``,
-``with`` is the ``with`` form, which ends with ``terminate()``, ``kill`` sends the workers SIGKILL
-once the calls are done), ``executor``
+``with`` is the ``with`` form, which ends with ``terminate()``), ``executor``
 (``ProcessPoolExecutor`` in a ``with`` block), or ``fork`` (plain ``os.fork()`` children that end
-with ``sys.exit`` or ``os._exit``: ``--ending sys-exit`` / ``os-exit``).
+with ``sys.exit`` or ``os._exit``: ``--ending sys-exit`` / ``os-exit``; ``kill``: SIGKILL once
+their calls are done, as the OOM killer or a container runtime's last word would). A pool's workers
+are not killed here: one killed while waiting for work holds the pool's queue lock, and
+``terminate()`` then waits on it forever (multiprocessing's own behaviour).
 """
 
 from __future__ import annotations
@@ -60,9 +62,13 @@ def work(i: int) -> int:
 
 
 def _fork_children(options: argparse.Namespace) -> tuple[int, list[int]]:
-    """Plain ``os.fork()`` children, each making its share of the calls; returns (calls, killed pids)."""
+    """Plain ``os.fork()`` children, each making its share of the calls; returns (calls, killed pids).
+
+    ``--ending kill``: each child says when its calls are done and waits; then it gets SIGKILL.
+    """
     children = []
     share = [range(w, options.calls, options.workers) for w in range(options.workers)]
+    done_reader, done_writer = os.pipe()
     for calls in share:
         pid = os.fork()
         if pid == 0:  # the child
@@ -72,10 +78,21 @@ def _fork_children(options: argparse.Namespace) -> tuple[int, list[int]]:
                     work(i)
             except BaseException:
                 code = 1
+            if options.ending == "kill":
+                os.write(done_writer, b"." if code == 0 else b"!")
+                time.sleep(3600)
             if options.ending == "os-exit":
                 os._exit(code)
             sys.exit(code)
         children.append(pid)
+    if options.ending == "kill":
+        reports = b""
+        while len(reports) < len(children):
+            reports += os.read(done_reader, len(children))
+        for pid in children:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        return sum(len(c) for c, r in zip(share, reports.decode(), strict=True) if r == "."), []
     killed = []
     deadline = time.monotonic() + options.exit_timeout
     calls_done = 0
@@ -99,7 +116,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--how", choices=["pool", "executor", "fork"], required=True)
     parser.add_argument("--start", choices=["fork", "spawn", "forkserver"], default="fork")
-    parser.add_argument("--ending", choices=["close", "with", "kill", "sys-exit", "os-exit"], default="close")
+    parser.add_argument("--ending", choices=["close", "with", "sys-exit", "os-exit", "kill"], default="close")
     parser.add_argument("--tracer", choices=["ours", "mlflow"], default="ours")
     parser.add_argument("--warm-up", action="store_true", help="one traced call in the parent first")
     parser.add_argument("--calls", type=int, default=12)
@@ -137,12 +154,7 @@ def main() -> None:
     else:
         pool = context.Pool(options.workers, initializer=initializer)
         calls = len(pool.map(work, range(options.calls)))
-        if options.ending == "kill":  # as the OOM killer or a container runtime's last word would
-            for worker in multiprocessing.active_children():
-                os.kill(worker.pid or 0, signal.SIGKILL)
-            pool.terminate()
-        else:
-            pool.close()
+        pool.close()
         pool.join()
     seconds = time.monotonic() - started
 
