@@ -38,7 +38,7 @@ from e2e.parts import run_workers_app  # noqa: E402
 
 from mlflow_ollama.testing import OllamaDouble  # noqa: E402
 
-CASES: list[tuple[str, str, str]] = [
+CASES: list[tuple[str, str, str, str]] = [
     *((f"pool {start}, close+join", "pool", start, "close") for start in ("fork", "spawn", "forkserver")),
     *((f"pool {start}, with", "pool", start, "with") for start in ("fork", "spawn", "forkserver")),
     ("ProcessPoolExecutor fork", "executor", "fork", "with"),

@@ -43,7 +43,7 @@ if os.environ.get("CELERY_APP_ROLE") == "worker":
     mlflow.flush_trace_async_logging()  # exported before the pool forks, as in a long-lived worker
 
 
-@app.task(name="summarise")  # one name for the worker (celery_app) and the sender (__main__)
+@app.task(name="summarise")  # type: ignore[untyped-decorator]  # one name for the worker (celery_app) and the sender (__main__)
 def summarise(i: int) -> int:
     import ollama
 
