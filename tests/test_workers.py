@@ -13,12 +13,20 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 from e2e.parts import run_workers_app
 
 from mlflow_ollama._workers import EXIT_FLUSH_TIMEOUT_ENV, exit_flush_timeout
 from mlflow_ollama.testing import OllamaDouble
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One sqlite store for the module's jobs, each in an experiment of its own."""
+    return tmp_path_factory.mktemp("workers") / "mlflow.db"
+
 
 ASYNC = {"MLFLOW_ENABLE_ASYNC_TRACE_LOGGING": "true"}
 needs_fork = pytest.mark.skipif(not hasattr(os, "fork"), reason="no os.fork on this platform")
@@ -31,20 +39,12 @@ needs_fork = pytest.mark.skipif(not hasattr(os, "fork"), reason="no os.fork on t
     [
         ("pool", "close"),  # workers leave through multiprocessing's finalizers and os._exit
         ("pool", "with"),  # terminate(): SIGTERM
-        ("executor", "with"),
         ("fork", "sys-exit"),  # a bare fork: atexit, where MLflow's own flush used to wait forever
     ],
 )
-def test_forked_workers_traces_are_stored(server: OllamaDouble, how: str, ending: str) -> None:
-    run = run_workers_app(server, how, "fork", ending, warm_up=True, env=ASYNC)
+def test_forked_workers_traces_are_stored(server: OllamaDouble, store: Path, how: str, ending: str) -> None:
+    run = run_workers_app(server, how, "fork", ending, warm_up=True, env=ASYNC, store=store)
     assert run.killed == 0, f"a worker did not exit:\n{run.stderr[-3000:]}"
-    assert (run.calls, run.stored) == (12, 12), run.stderr[-3000:]
-
-
-@needs_fork
-@pytest.mark.forks
-def test_without_a_warm_up_too(server: OllamaDouble) -> None:
-    run = run_workers_app(server, "pool", "fork", "close", warm_up=False, env=ASYNC)
     assert (run.calls, run.stored) == (12, 12), run.stderr[-3000:]
 
 

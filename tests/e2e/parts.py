@@ -346,13 +346,18 @@ class WorkersRun:
     stderr: str
 
 
-def count_stored(store: Path) -> int:
-    """Traces in a sqlite store; 0 when nothing ever wrote to it (MLflow creates its tables lazily)."""
+def count_stored(store: Path, experiment: str | None = None) -> int:
+    """Traces in a sqlite store, or in one experiment of it; 0 when nothing wrote any (tables are made lazily)."""
     if not store.exists():
         return 0
     with sqlite3.connect(store) as db:
         found = db.execute("SELECT name FROM sqlite_master WHERE name = 'trace_info'").fetchone()
-        return int(db.execute("SELECT count(*) FROM trace_info").fetchone()[0]) if found else 0
+        if not found:
+            return 0
+        if experiment is None:
+            return int(db.execute("SELECT count(*) FROM trace_info").fetchone()[0])
+        query = "SELECT count(*) FROM trace_info JOIN experiments USING (experiment_id) WHERE experiments.name = ?"
+        return int(db.execute(query, (experiment,)).fetchone()[0])
 
 
 def run_workers_app(
@@ -366,11 +371,19 @@ def run_workers_app(
     calls: int = 12,
     exit_timeout: float = 20,
     env: Mapping[str, str] | None = None,
+    store: Path | None = None,
 ) -> WorkersRun:
-    """Run the worker-process job (``workers_app.py``) with a store, or an OTLP receiver, of its own."""
+    """Run the worker-process job (``workers_app.py``) in an experiment, or an OTLP receiver, of its own.
+
+    ``store``: a sqlite file to share between runs (each run counts its own experiment), which spares
+    each run the creation of MLflow's tables (seconds); by default, a new one.
+    """
     tmp = Path(tempfile.mkdtemp(prefix="mlflow-ollama-workers-"))
+    store = store or tmp / "mlflow.db"
+    experiment = f"workers-{uuid.uuid4().hex}"
     full_env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "OTEL_"))}
-    full_env.update({"OLLAMA_HOST": double.url, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp / 'mlflow.db'}"})
+    full_env.update({"OLLAMA_HOST": double.url, "MLFLOW_TRACKING_URI": f"sqlite:///{store}"})
+    full_env["APP_EXPERIMENT_NAME"] = experiment
     full_env.update(env or {})
     command = [sys.executable, str(WORKERS_APP), "--how", how, "--start", start, "--ending", ending]
     command += ["--tracer", tracer, "--calls", str(calls), "--exit-timeout", str(exit_timeout)]
@@ -389,6 +402,6 @@ def run_workers_app(
             time.sleep(0.2)  # the last export request may still be in the receiver's handler
             stored = len({bytes(s.trace_id) for s in receiver.spans if s.name in ("chat", "ollama.chat")})
         else:
-            stored = count_stored(tmp / "mlflow.db")
+            stored = count_stored(store, experiment)
     stored -= 1 if warm_up else 0
     return WorkersRun(report["calls"], stored, report["workers_seconds"], report["killed"], done.stderr)

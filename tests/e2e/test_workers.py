@@ -13,6 +13,7 @@ import re
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,26 +23,35 @@ from mlflow_ollama.testing import OllamaDouble
 from .parts import run_workers_app
 
 CASES = [
-    # (how, start, ending, route)
-    ("pool", "spawn", "with", "mlflow"),  # spawned workers get autolog() through initializer=
-    ("pool", "forkserver", "close", "mlflow"),
-    ("executor", "spawn", "with", "mlflow"),
-    ("pool", "fork", "with", "otlp"),  # terminate(): the SIGTERM flush, through OpenTelemetry's processor
-    ("fork", "fork", "sys-exit", "otlp"),
+    # (how, start, ending, route, warm-up)
+    ("pool", "spawn", "with", "mlflow", True),  # spawned workers get autolog() through initializer=
+    ("pool", "forkserver", "close", "mlflow", True),
+    ("executor", "fork", "with", "mlflow", True),
+    ("pool", "fork", "close", "mlflow", False),
+    ("pool", "fork", "with", "otlp", True),  # terminate(): the SIGTERM flush, through OpenTelemetry's processor
+    ("fork", "fork", "sys-exit", "otlp", True),
 ]
 
 
-@pytest.mark.parametrize(("how", "start", "ending", "route"), CASES)
-def test_every_worker_trace_is_stored(server: OllamaDouble, how: str, start: str, ending: str, route: str) -> None:
-    run = run_workers_app(server, how, start, ending, route=route, warm_up=True)
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One sqlite store for the module's jobs, each in an experiment of its own."""
+    return tmp_path_factory.mktemp("workers") / "mlflow.db"
+
+
+@pytest.mark.parametrize(("how", "start", "ending", "route", "warm_up"), CASES)
+def test_every_worker_trace_is_stored(
+    server: OllamaDouble, store: Path, how: str, start: str, ending: str, route: str, warm_up: bool
+) -> None:
+    run = run_workers_app(server, how, start, ending, route=route, warm_up=warm_up, store=store)
     assert run.killed == 0, f"a worker did not exit:\n{run.stderr[-3000:]}"
     assert (run.calls, run.stored) == (12, 12), run.stderr[-3000:]
 
 
-def test_killed_workers_keep_their_traces_with_synchronous_export(server: OllamaDouble) -> None:
+def test_killed_workers_keep_their_traces_with_synchronous_export(server: OllamaDouble, store: Path) -> None:
     """SIGKILL leaves no time to flush; exporting as each call ends (MLflow's own switch) keeps every trace."""
     env = {"MLFLOW_ENABLE_ASYNC_TRACE_LOGGING": "false"}
-    run = run_workers_app(server, "fork", "fork", "kill", env=env)
+    run = run_workers_app(server, "fork", "fork", "kill", env=env, store=store)
     assert (run.calls, run.stored) == (12, 12), run.stderr[-3000:]
 
 
@@ -83,12 +93,12 @@ def test_a_flush_that_cannot_finish_is_bounded_and_said(server: OllamaDouble, bl
     assert "MLFLOW_OLLAMA_EXIT_FLUSH_TIMEOUT" in run.stderr
 
 
-def test_mlflow_alone_still_loses_forked_workers_traces(server: OllamaDouble) -> None:
+def test_mlflow_alone_still_loses_forked_workers_traces(server: OllamaDouble, store: Path) -> None:
     """The upstream behaviour (docs/workers.md#upstream): MLflow on its own, no mlflow-ollama.
 
     When this fails, MLflow keeps forked workers' traces by itself: check the reproduction in the
     docs, and whether mlflow_ollama/_workers.py is still needed on the releases that fixed it.
     """
-    run = run_workers_app(server, "pool", "fork", "close", tracer="mlflow", warm_up=True)
+    run = run_workers_app(server, "pool", "fork", "close", tracer="mlflow", warm_up=True, store=store)
     assert run.calls == 12
     assert run.stored < 12, "MLflow now stores forked pool workers' traces by itself"
