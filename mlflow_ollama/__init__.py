@@ -17,6 +17,7 @@ from mlflow_ollama._config import AUTOLOG_ENV, LOG_CONTENT_ENV, LOG_EMBEDDINGS_E
 from mlflow_ollama._ipython import load_ipython_extension, unload_ipython_extension
 
 __all__ = [
+    "__version__",
     "AUTOLOG_ENV",
     "LOG_CONTENT_ENV",
     "LOG_EMBEDDINGS_ENV",
@@ -100,3 +101,14 @@ def revert() -> None:
 
     settings.active = False
     _patch.uninstall()
+
+
+def __getattr__(name: str) -> str:
+    # ``__version__`` comes from the installed metadata, whose one source is pyproject.toml. Read
+    # on first use: importlib.metadata costs ~0.02 s that ``import mlflow_ollama`` (the command
+    # line, the bootstrap) does not pay.
+    if name == "__version__":
+        from importlib.metadata import version
+
+        return version("mlflow-ollama")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

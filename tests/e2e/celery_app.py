@@ -19,7 +19,7 @@ from celery import Celery
 
 MODEL = "llama3.2"
 _DIR = Path(os.environ["CELERY_APP_DIR"])
-for _folder in ("broker", "processed", "results"):
+for _folder in ("broker", "processed", "results", "control"):
     (_DIR / _folder).mkdir(parents=True, exist_ok=True)
 
 app = Celery("ollama_jobs", broker="filesystem://", backend=f"file://{_DIR / 'results'}")
@@ -27,6 +27,7 @@ app.conf.broker_transport_options = {
     "data_folder_in": str(_DIR / "broker"),
     "data_folder_out": str(_DIR / "broker"),
     "processed_folder": str(_DIR / "processed"),
+    "control_folder": str(_DIR / "control"),  # else kombu writes ./control
 }
 app.conf.broker_connection_retry_on_startup = True
 
