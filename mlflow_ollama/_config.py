@@ -1,7 +1,12 @@
-"""Runtime switches: what ``autolog()`` set, and the environment variables read on every call."""
+"""Runtime switches: what ``autolog()`` set, and the environment variables read on every call.
+
+It also owns the plugin's logger and ``warn()``, whose level is one of these switches (``silent``):
+this module imports nothing of the package's, so everything else may import it.
+"""
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +25,8 @@ __all__ = [
     "strict_mode",
     "switched_off",
     "tracing_enabled",
+    "logger",
+    "warn",
 ]
 
 AUTOLOG_ENV = "MLFLOW_OLLAMA_AUTOLOG"
@@ -64,6 +71,14 @@ class Settings:
 
 settings = Settings()
 
+logger = logging.getLogger("mlflow_ollama")
+
+
+def warn(message: str) -> None:
+    """Log one of the plugin's own warnings, at debug level when ``autolog(silent=True)``."""
+    logger.log(logging.DEBUG if settings.silent else logging.WARNING, message)
+
+
 # The meaning of each switch's raw values seen so far, keyed by the raw value itself, so the
 # per-call cost is one dict lookup for the value and one for its meaning. Invalid values count as
 # on and are warned about once.
@@ -76,8 +91,6 @@ def _parse(name: str, raw: str, what: str) -> bool:
         return False
     if value in _TRUE:
         return True
-    from mlflow_ollama._safety import warn
-
     warn(f"Ignoring {name}={raw!r}: accepted values are {ACCEPTED}. {what} stays on.")
     return True
 
@@ -146,8 +159,6 @@ def env_flag(name: str, default: bool) -> bool:
     raw = os.environ.get(name, "")
     value = meaning(raw)
     if value is None and raw.strip():
-        from mlflow_ollama._safety import warn
-
         warn(f"Ignoring {name}={raw!r}: accepted values are {ACCEPTED}. Using the default, {str(default).lower()}.")
     return default if value is None else value
 

@@ -4,20 +4,13 @@ from __future__ import annotations
 
 import logging
 
-from mlflow_ollama._config import settings, strict_mode
+from mlflow_ollama._config import logger, settings, strict_mode, warn
 
 __all__ = ["logger", "redact_url", "report", "warn"]
-
-logger = logging.getLogger("mlflow_ollama")
 
 # One warning per kind of failure per process; repeats go to debug so a bug on the hot path
 # cannot flood a production log.
 _reported: set[tuple[str, str]] = set()
-
-
-def warn(message: str) -> None:
-    """Log one of the plugin's own warnings, at debug level when ``autolog(silent=True)``."""
-    logger.log(logging.DEBUG if settings.silent else logging.WARNING, message)
 
 
 def report(where: str, exc: BaseException) -> None:
