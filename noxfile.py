@@ -144,7 +144,7 @@ def install(session: nox.Session) -> None:
 WHEEL_MUST_HOLD = (
     "mlflow_ollama/__init__.py",
     "mlflow_ollama/py.typed",
-    "mlflow_ollama/_bootstrap/sitecustomize.py",
+    "mlflow_ollama/activation/_bootstrap/sitecustomize.py",
     "mlflow_ollama/testing.py",
     "licenses/LICENSE",
     "entry_points.txt",

@@ -27,7 +27,7 @@ import sys
 import time
 from pathlib import Path
 
-from mlflow_ollama._launcher import BOOTSTRAP_DIR
+from mlflow_ollama.activation._launcher import BOOTSTRAP_DIR
 
 CONFIGURATIONS: dict[str, tuple[list[str], bool]] = {
     "python -c pass": ([sys.executable, "-c", "pass"], False),

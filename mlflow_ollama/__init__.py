@@ -14,7 +14,7 @@ Without changing the app: ``mlflow-ollama run python app.py``; in a notebook: ``
 from __future__ import annotations
 
 from mlflow_ollama._config import AUTOLOG_ENV, LOG_CONTENT_ENV, LOG_EMBEDDINGS_ENV, SILENT_ENV, STRICT_ENV, settings
-from mlflow_ollama._ipython import load_ipython_extension, unload_ipython_extension
+from mlflow_ollama.activation._ipython import load_ipython_extension, unload_ipython_extension
 
 __all__ = [
     "__version__",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mlflow_ollama.cli import main
+from mlflow_ollama.activation.cli import main
 
 if __name__ == "__main__":
     raise SystemExit(main(prog="python -m mlflow_ollama"))

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from mlflow_ollama import cli
+from mlflow_ollama.activation import cli
 
 SCRIPT = Path(sys.executable).with_name("mlflow-ollama.exe" if os.name == "nt" else "mlflow-ollama")
 

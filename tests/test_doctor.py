@@ -15,7 +15,7 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from mlflow_ollama.doctor import DOCTOR_PROMPT, Doctor, Finding
+from mlflow_ollama.activation.doctor import DOCTOR_PROMPT, Doctor, Finding
 from mlflow_ollama.testing import Failure, OllamaDouble
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from mlflow_ollama import _config
-from mlflow_ollama._launcher import BOOTSTRAP_DIR, child_environment
+from mlflow_ollama.activation._launcher import BOOTSTRAP_DIR, child_environment
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="exec and POSIX signals")
 

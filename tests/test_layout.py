@@ -29,3 +29,21 @@ def test_config_imports_nothing_of_the_package() -> None:
 
 def test_safety_imports_only_config() -> None:
     assert {name for name in _imports(PACKAGE / "_safety.py") if not name.startswith("mlflow_ollama._config")} == set()
+
+
+CORE = sorted(p for p in PACKAGE.glob("*.py") if p.name not in ("__init__.py", "__main__.py"))
+
+
+def test_the_core_never_imports_the_activation_tools() -> None:
+    """The data flow is one way: the tools (``activation/``) import the core, never the reverse.
+
+    The package's ``__init__`` and ``__main__`` are the facade: IPython and ``python -m`` look there.
+    """
+    assert CORE, "no core modules found"
+    for module in CORE:
+        assert not {n for n in _imports(module) if n.startswith("mlflow_ollama.activation")}, module.name
+
+
+def test_the_top_level_is_the_core_and_one_folder_of_tools() -> None:
+    folders = sorted(p.name for p in PACKAGE.iterdir() if p.is_dir() and p.name != "__pycache__")
+    assert folders == ["activation"]

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from mlflow_ollama.doctor import DOCTOR_PROMPT
+from mlflow_ollama.activation.doctor import DOCTOR_PROMPT
 from mlflow_ollama.testing import OllamaDouble
 
 from .parts import _OURS, MlflowServer

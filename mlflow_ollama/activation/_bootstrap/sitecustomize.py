@@ -5,7 +5,7 @@ Python process the command starts, children included, runs this file. It costs n
 it imports no part of mlflow-ollama, wrapt, MLflow or Ollama (mlflow-ollama's import alone takes
 ~0.1 s, wrapt's mostly, and a process may never use Ollama). It puts an import hook on
 ``sys.meta_path``; when the process imports ``ollama``, the hook switches autolog on
-(``mlflow_ollama._activation.activate``). Then it runs the ``sitecustomize`` that Python would
+(``mlflow_ollama.activation._autolog.activate``). Then it runs the ``sitecustomize`` that Python would
 have found without us, if there is one.
 
 This directory holds no other module, so nothing of the user's is shadowed. The file sticks to the
@@ -63,7 +63,7 @@ class _OllamaImportHook:
 
 def _activate() -> None:
     try:
-        from mlflow_ollama._activation import activate
+        from mlflow_ollama.activation._autolog import activate
     except Exception as exc:  # not installed for this interpreter, or a broken install
         import logging
 

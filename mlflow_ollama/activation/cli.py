@@ -130,11 +130,11 @@ def main(argv: Sequence[str] | None = None, prog: str = "mlflow-ollama") -> int:
     if parsed.subcommand is None:
         parser.error("a command is required: run or doctor (see --help)")
     if parsed.subcommand == "doctor":
-        from mlflow_ollama import doctor
+        from mlflow_ollama.activation import doctor
 
         return doctor.main(double=parsed.double, model=parsed.model)
     if not command:
         parser.error("run: a command to run is required, e.g. mlflow-ollama run python app.py")
-    from mlflow_ollama import _launcher
+    from mlflow_ollama.activation import _launcher
 
     return _launcher.execute(command, _launcher.child_environment(os.environ, run_settings(parsed)))

@@ -24,9 +24,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from mlflow_ollama import _compat, _experiment
+from mlflow_ollama import _compat
 from mlflow_ollama._config import ACCEPTED, AUTOLOG_ENV, LOG_CONTENT_ENV, meaning, switched_off
 from mlflow_ollama._safety import redact_url
+from mlflow_ollama.activation import _experiment
 
 __all__ = ["Doctor", "Finding", "main"]
 
@@ -367,13 +368,13 @@ class Doctor:
             return
         import mlflow
 
-        from mlflow_ollama import _activation
+        from mlflow_ollama.activation import _autolog
         from mlflow_ollama.testing import OllamaDouble
 
         model = self.model or ("llama3.2" if self.double else self._models[0])
         with contextlib.ExitStack() as stack:
             host = stack.enter_context(OllamaDouble()).url if self.double else None
-            _activation.activate()  # as `mlflow-ollama run` does once the app imports ollama
+            _autolog.activate()  # as `mlflow-ollama run` does once the app imports ollama
             import ollama
 
             client = ollama.Client(host=host, timeout=120)

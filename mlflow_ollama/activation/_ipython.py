@@ -20,7 +20,7 @@ def load_ipython_extension(ipython: Any) -> None:
     ``MLFLOW_OLLAMA_SILENT``); ``%env MLFLOW_OLLAMA_AUTOLOG=false`` pauses tracing as usual.
     ``ollama`` need not be imported yet. Loading it again changes nothing.
     """
-    from mlflow_ollama._activation import activate
+    from mlflow_ollama.activation._autolog import activate
 
     activate()
 

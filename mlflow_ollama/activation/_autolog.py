@@ -8,9 +8,9 @@ extension when it is loaded. ``autolog()``'s options come from the environment (
 
 from __future__ import annotations
 
-from mlflow_ollama import _experiment
 from mlflow_ollama._config import LOG_EMBEDDINGS_ENV, SILENT_ENV, env_flag, settings
 from mlflow_ollama._safety import report
+from mlflow_ollama.activation import _experiment
 
 __all__ = ["activate"]
 
