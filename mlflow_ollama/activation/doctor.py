@@ -17,14 +17,16 @@ import logging
 import os
 import platform
 import sys
+import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from mlflow_ollama import _compat
+from mlflow_ollama import _compat, _workers
 from mlflow_ollama._config import ACCEPTED, AUTOLOG_ENV, LOG_CONTENT_ENV, meaning, switched_off
 from mlflow_ollama._safety import redact_url
 from mlflow_ollama.activation import _experiment
@@ -172,15 +174,22 @@ class Doctor:
                 "OTEL_SDK_DISABLED=true: OpenTelemetry, which MLflow traces with, makes no span",
                 "unset OTEL_SDK_DISABLED",
             )
-        endpoint = os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
-        enabled = meaning(os.environ.get("MLFLOW_ENABLE_OTLP_EXPORTER")) is not False
-        dual = meaning(os.environ.get("MLFLOW_TRACE_ENABLE_OTLP_DUAL_EXPORT")) is True
-        if endpoint and enabled and not dual:
+        route, endpoint = _export_route()
+        if route == "otlp-server":
+            self.add(
+                "switches",
+                "ok",
+                f"traces go by OTLP to the tracking server's own {redact_url(endpoint)}, which stores them; "
+                "none of the switches turns tracing off",
+            )
+        elif route == "otlp":
             self.add(
                 "switches",
                 "warn",
                 f"traces go to the OTLP endpoint {redact_url(endpoint)}, not to the MLflow tracking store",
-                "look for them there; or set MLFLOW_TRACE_ENABLE_OTLP_DUAL_EXPORT=true to send them to both",
+                "look for them there; to keep them in the tracking store as well, set "
+                "MLFLOW_TRACE_ENABLE_OTLP_DUAL_EXPORT=true (not when the endpoint is the tracking server itself, "
+                "which would then store every trace twice)",
             )
         if not any(f.check == "switches" for f in self.findings):
             self.add("switches", "ok", f"none turns tracing off ({AUTOLOG_ENV}, MLFLOW_TRACE_SAMPLING_RATIO, OTEL_*)")
@@ -380,31 +389,51 @@ class Doctor:
             client = ollama.Client(host=host, timeout=120)
             where = "the loopback double" if self.double else _host(client)
             before = mlflow.get_last_active_trace_id()
+            # By OTLP, MLflow keeps no "last active trace": the span's own trace id is noted instead.
+            route, endpoint = _export_route()
+            noted = _SpanNotes() if route != "store" else None
             with _mlflow_warnings() as warnings:
                 try:
+                    if noted is not None:
+                        noted.attach()
                     kind = _call(client, model)
                 except Exception as exc:
                     self.add(check, "fail", f"{model} at {where} failed: {_reason(exc)}", "use --model NAME")
                     return
-            trace_id = mlflow.get_last_active_trace_id()
+            trace_id = mlflow.get_last_active_trace_id() if noted is None else noted.trace_id(f"ollama.{kind}")
         if trace_id is None or trace_id == before:
             said = f"; MLflow said: {warnings[0]}" if warnings else ""
             if switched_off():
                 said = f" ({AUTOLOG_ENV} is off){said}"
             self.add(check, "fail", f"the {kind} call to {model} at {where} worked, but made no trace{said}")
             return
+        if route == "otlp":
+            _flush_export()
+            self.add(
+                check,
+                "ok",
+                f"ollama.{kind} to {model} at {where} recorded as {trace_id} and exported by OTLP to "
+                f"{redact_url(endpoint)}; the doctor cannot read it back from there: look for it in that backend",
+            )
+            return
         self._read_back(check, trace_id, kind, f"{model} at {where}")
 
     def _read_back(self, check: str, trace_id: str, kind: str, what: str) -> None:
-        import mlflow
         from mlflow.tracing.client import TracingClient
 
-        mlflow.flush_trace_async_logging()
-        try:
-            trace = TracingClient(self._tracking_uri).get_trace(trace_id)
-        except Exception as exc:
-            self.add(check, "fail", f"trace {trace_id} was made but the store does not have it: {_reason(exc)}")
-            return
+        _flush_export()
+        # A trace that went by OTLP is stored when the server has taken the request: allow it a moment.
+        deadline = time.monotonic() + (10 if _export_route()[0] == "otlp-server" else 0)
+        while True:
+            try:
+                trace = TracingClient(self._tracking_uri).get_trace(trace_id)
+                break
+            except Exception as exc:
+                if time.monotonic() < deadline:
+                    time.sleep(0.25)
+                    continue
+                self.add(check, "fail", f"trace {trace_id} was made but the store does not have it: {_reason(exc)}")
+                return
         spans = [s for s in trace.data.spans if s.name == f"ollama.{kind}"]
         if not spans:
             names = [s.name for s in trace.data.spans]
@@ -418,6 +447,67 @@ class Doctor:
         else:
             see = f"; see it with: mlflow ui --backend-store-uri {redact_url(uri)}"
         self.add(check, "ok", f"ollama.{kind} to {what} recorded as {trace_id} in experiment {experiment_id}{see}")
+
+
+def _export_route() -> tuple[str, str]:
+    """Where MLflow sends traces: ``store`` (the tracking store, or both with dual export), ``otlp-server``
+    (OTLP to the tracking server's own ``/v1/traces``, which stores them), or ``otlp`` (elsewhere); and the endpoint."""
+    endpoint = (
+        os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or ""
+    )
+    enabled = meaning(os.environ.get("MLFLOW_ENABLE_OTLP_EXPORTER")) is not False
+    dual = meaning(os.environ.get("MLFLOW_TRACE_ENABLE_OTLP_DUAL_EXPORT")) is True
+    if not endpoint or not enabled or dual:
+        return "store", endpoint
+    tracking = urllib.parse.urlsplit(os.environ.get("MLFLOW_TRACKING_URI", ""))
+    target = urllib.parse.urlsplit(endpoint)
+    same = tracking.scheme in ("http", "https") and (tracking.scheme, tracking.hostname, tracking.port) == (
+        target.scheme,
+        target.hostname,
+        target.port,
+    )
+    return ("otlp-server" if same else "otlp"), endpoint
+
+
+class _SpanNotes:
+    """Notes the trace id of each span MLflow's tracer provider ends, as MLflow writes it (``tr-<hex>``)."""
+
+    def __init__(self) -> None:
+        self._ended: dict[str, str] = {}
+
+    def attach(self) -> None:
+        from mlflow.tracing import provider
+
+        provider._get_tracer("mlflow_ollama")  # MLflow makes its tracer provider on first use
+        add = getattr(_workers._tracer_provider(), "add_span_processor", None)
+        if add is not None:
+            add(self)
+
+    def trace_id(self, name: str) -> str | None:
+        return self._ended.get(name)
+
+    # The span-processor protocol, of which only on_end does anything.
+    def on_start(self, span: Any, parent_context: Any = None) -> None:
+        pass
+
+    def on_end(self, span: Any) -> None:
+        self._ended[span.name] = f"tr-{span.context.trace_id:032x}"
+
+    def shutdown(self) -> None:
+        pass
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True
+
+
+def _flush_export() -> None:
+    """What MLflow still holds, exported: its own queue, and the OTLP route's processor too."""
+    import mlflow
+
+    mlflow.flush_trace_async_logging()
+    force_flush = getattr(_workers._tracer_provider(), "force_flush", None)
+    if force_flush is not None:
+        force_flush(30_000)
 
 
 def _call(client: Any, model: str) -> str:

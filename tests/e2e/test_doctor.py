@@ -133,3 +133,47 @@ def test_tracing_only_without_a_tracking_server_fails_with_the_fix() -> None:
         "MLFLOW_TRACKING_URI is not set, and mlflow-tracing alone can only send traces to a tracking server" in finding
     )
     assert 'pip install "mlflow-ollama[mlflow]"' in done.stdout
+
+
+def test_otlp_to_the_servers_own_endpoint_passes_and_finds_the_trace(
+    mlflow_server: MlflowServer, ollama_with_a_model: OllamaDouble
+) -> None:
+    """Traces sent by OTLP to the tracking server's /v1/traces land in its store: no advice to export twice."""
+    experiment = mlflow_server.new_experiment()
+    env = {
+        "MLFLOW_TRACKING_URI": mlflow_server.url,
+        "MLFLOW_EXPERIMENT_ID": experiment,
+        "OLLAMA_HOST": ollama_with_a_model.url,
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": f"{mlflow_server.url}/v1/traces",
+        "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "http/protobuf",
+        "OTEL_EXPORTER_OTLP_TRACES_HEADERS": f"x-mlflow-experiment-id={experiment}",
+    }
+    done = doctor(env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "DUAL_EXPORT" not in done.stdout
+    line(done.stdout, "[ok]   switches:")
+    trace_id = trace_id_in(done.stdout)
+    trace = mlflow_server.client.get_trace(trace_id)
+    assert trace.info.experiment_id == experiment
+    assert [s.name for s in trace.data.spans] == ["ollama.chat"]
+
+
+def test_otlp_to_another_endpoint_says_where_the_trace_went(
+    mlflow_server: MlflowServer, ollama_with_a_model: OllamaDouble
+) -> None:
+    """Traces sent by OTLP elsewhere are not in the tracking store: said, with no failure the setup does not have."""
+    from .parts import OtlpReceiver
+
+    with OtlpReceiver() as receiver:
+        env = {
+            "MLFLOW_TRACKING_URI": mlflow_server.url,
+            "MLFLOW_EXPERIMENT_ID": mlflow_server.new_experiment(),
+            "OLLAMA_HOST": ollama_with_a_model.url,
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": receiver.endpoint,
+            "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "http/protobuf",
+        }
+        done = doctor(env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert receiver.endpoint in line(done.stdout, "[warn] switches:")
+    assert "ollama.chat" in line(done.stdout, "[ok]   traced call:")
+    assert [s.name for s in receiver.spans] == ["ollama.chat"]
