@@ -401,6 +401,8 @@ class Doctor:
                     self.add(check, "fail", f"{model} at {where} failed: {_reason(exc)}", "use --model NAME")
                     return
             trace_id = mlflow.get_last_active_trace_id() if noted is None else noted.trace_id(f"ollama.{kind}")
+            if trace_id is not None and route == "otlp-server":
+                trace_id = f"tr-{trace_id}"  # the id MLflow's server gives a trace it takes by OTLP
         if trace_id is None or trace_id == before:
             said = f"; MLflow said: {warnings[0]}" if warnings else ""
             if switched_off():
@@ -412,7 +414,7 @@ class Doctor:
             self.add(
                 check,
                 "ok",
-                f"ollama.{kind} to {model} at {where} recorded as {trace_id} and exported by OTLP to "
+                f"ollama.{kind} to {model} at {where} recorded as trace {trace_id} and exported by OTLP to "
                 f"{redact_url(endpoint)}; the doctor cannot read it back from there: look for it in that backend",
             )
             return
@@ -470,34 +472,28 @@ def _export_route() -> tuple[str, str]:
 
 
 class _SpanNotes:
-    """Notes the trace id of each span MLflow's tracer provider ends, as MLflow writes it (``tr-<hex>``)."""
+    """Notes the OpenTelemetry trace id (32 hex digits) of each span MLflow's tracer provider ends, by span name."""
 
     def __init__(self) -> None:
         self._ended: dict[str, str] = {}
 
     def attach(self) -> None:
         from mlflow.tracing import provider
+        from opentelemetry.sdk.trace import SpanProcessor
+
+        ended = self._ended
+
+        class Notes(SpanProcessor):  # OpenTelemetry's base class; only on_end matters
+            def on_end(self, span: Any) -> None:
+                ended[span.name] = f"{span.context.trace_id:032x}"
 
         provider._get_tracer("mlflow_ollama")  # MLflow makes its tracer provider on first use
         add = getattr(_workers._tracer_provider(), "add_span_processor", None)
         if add is not None:
-            add(self)
+            add(Notes())
 
     def trace_id(self, name: str) -> str | None:
         return self._ended.get(name)
-
-    # The span-processor protocol, of which only on_end does anything.
-    def on_start(self, span: Any, parent_context: Any = None) -> None:
-        pass
-
-    def on_end(self, span: Any) -> None:
-        self._ended[span.name] = f"tr-{span.context.trace_id:032x}"
-
-    def shutdown(self) -> None:
-        pass
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return True
 
 
 def _flush_export() -> None:
