@@ -13,6 +13,10 @@ traces in worker processes, and this module answers each:
   without ``atexit``: what is still queued is dropped. A finalizer flushes the export, bounded.
 - **``Pool.terminate()`` (the ``with Pool()`` form) sends SIGTERM**: a worker with SIGTERM's
   default action now flushes, bounded, and then dies of SIGTERM as before.
+- **Celery's prefork pool processes** (billiard) leave with ``os._exit`` straight from the worker
+  loop, without multiprocessing's finalizers; the one hook they run is Celery's
+  ``worker_process_shutdown`` signal, which flushes. (Celery resets SIGTERM to its default action
+  in its pool processes: a cold shutdown's terminated pool process drops what it still holds.)
 
 Every flush at exit is bounded by ``MLFLOW_OLLAMA_EXIT_FLUSH_TIMEOUT`` seconds; what is still
 unexported then is dropped, and a warning says how much. Nothing here runs in a process that does
@@ -103,6 +107,7 @@ def _after_fork_in_child() -> None:
                 # Run by multiprocessing's bootstrap of the child, after it clears the finalizers
                 # the child inherited: only then can the child's own finalizer be registered.
                 util.register_after_fork(_ANCHOR, lambda _anchor, util=util: _guard_worker(util))
+        _connect_celery()
     except Exception as exc:
         report("prepare MLflow's trace export in a forked process", exc)
 
@@ -122,6 +127,24 @@ def _guard_worker(util: Any) -> None:
             signal.signal(signal.SIGTERM, _on_sigterm)
     except Exception as exc:
         report("guard a worker process's exit", exc)
+
+
+def _connect_celery() -> None:
+    # Celery's pool processes: billiard's worker loop ends in os._exit, so neither atexit nor the
+    # finalizers run; Celery sends worker_process_shutdown just before. Only where Celery is
+    # already imported (it is, in the child of a Celery worker); connected in the child, so the
+    # parent's receivers stay as they were.
+    signals = sys.modules.get("celery.signals")
+    if signals is None:
+        return
+    signals.worker_process_shutdown.connect(_on_celery_process_shutdown, weak=False, dispatch_uid=_CELERY_UID)
+
+
+_CELERY_UID = "mlflow-ollama-workers"
+
+
+def _on_celery_process_shutdown(**_kwargs: Any) -> None:
+    _flush_at_exit("Celery pool process exit")
 
 
 def _on_sigterm(signum: int, _frame: Any) -> None:

@@ -25,6 +25,14 @@ from .parts import count_stored, free_port
 
 HERE = Path(__file__).parent
 CALLS = 12
+# MLflow's batch span processor (3.12 and later, with asynchronous export) holds every span until
+# the worker's exit flushes it, instead of a timer deciding (with its 5 s default, a Celery run on CI
+# once lost one trace of 13 and passed other times): without the flush at exit, every trace a
+# worker made is lost, every time.
+HELD = {
+    "MLFLOW_ASYNC_TRACE_LOGGING_MAX_SPAN_BATCH_SIZE": "1000",
+    "MLFLOW_ASYNC_TRACE_LOGGING_MAX_INTERVAL_MILLIS": "600000",
+}
 
 
 def _environment(double: OllamaDouble, store: Path, **extra: str) -> dict[str, str]:
@@ -52,7 +60,7 @@ def test_gunicorn_preload_workers_keep_every_trace(server: OllamaDouble) -> None
     process = subprocess.Popen(
         [*command, "gunicorn_app:application"],
         cwd=HERE,
-        env=_environment(server, store),
+        env=_environment(server, store, **HELD),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
@@ -77,7 +85,7 @@ def test_gunicorn_preload_workers_keep_every_trace(server: OllamaDouble) -> None
 def test_celery_prefork_workers_keep_every_trace(server: OllamaDouble) -> None:
     folder = Path(tempfile.mkdtemp(prefix="mlflow-ollama-celery-"))
     store = folder / "mlflow.db"
-    worker_env = _environment(server, store, CELERY_APP_DIR=str(folder), CELERY_APP_ROLE="worker")
+    worker_env = _environment(server, store, CELERY_APP_DIR=str(folder), CELERY_APP_ROLE="worker", **HELD)
     command = [sys.executable, "-m", "celery", "-A", "celery_app", "worker", "--pool", "prefork"]
     worker = subprocess.Popen(
         [*command, "--concurrency", "2", "--loglevel", "WARNING", "--without-heartbeat", "--without-gossip"],
