@@ -15,7 +15,7 @@ import nox
 
 nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.error_on_missing_interpreters = False
-nox.options.sessions = ["tests", "install", "e2e", "build", "lint", "typecheck", "docs"]
+nox.options.sessions = ["tests", "install", "e2e", "frameworks", "build", "lint", "typecheck", "docs"]
 # Use the interpreters that are installed; never download one.
 os.environ.setdefault("UV_PYTHON_DOWNLOADS", "never")
 
@@ -58,6 +58,18 @@ E2E_DEPS = [
     "gunicorn",
     "celery",
 ]
+# The frameworks Ollama apps are built on, with the Ollama support that calls the official SDK
+# (tests/frameworks/); installed in the frameworks session only (and typecheck's, for their types).
+FRAMEWORK_DEPS = [
+    "langchain-ollama>=1.1",
+    "llama-index-llms-ollama>=0.11",
+    "llama-index-embeddings-ollama>=0.10",
+]
+_PRINT_FRAMEWORK_VERSIONS = (
+    "import importlib.metadata as m; "
+    "print(*(f'{d} {m.version(d)}' for d in ('langchain-core', 'langchain-ollama', 'llama-index-core', "
+    "'llama-index-llms-ollama', 'llama-index-embeddings-ollama')))"
+)
 DOCS_DEPS = ["mkdocs>=1.6", "mkdocs-material>=9.5", "mkdocstrings[python]>=0.26", "ruff>=0.6"]
 _PRINT_VERSIONS = (
     "import importlib.metadata as m; "
@@ -89,7 +101,7 @@ def tests(session: nox.Session, deps: str) -> None:
     if session.python != PYTHONS[-1]:
         skipped.append("forks")
     markers = ["-m", " and ".join(f"not {m}" for m in skipped)] if skipped else []
-    session.run("pytest", "--ignore=tests/e2e", *markers, *session.posargs)
+    session.run("pytest", "--ignore=tests/e2e", "--ignore=tests/frameworks", *markers, *session.posargs)
 
 
 # The MLflow a user already has, installed first with pip, then our wheel, as a user would:
@@ -208,7 +220,16 @@ def build(session: nox.Session) -> None:
         where = session.run("python", "-c", "import mlflow_ollama; print(mlflow_ollama.__file__)", silent=True)
         if "site-packages" not in str(where):
             session.error(f"mlflow_ollama imported from {where}, not from the installed wheel")
-        session.run("pytest", "tests", "--ignore=tests/e2e", "-m", "not heavy and not forks", "-p", "no:cacheprovider")
+        session.run(
+            "pytest",
+            "tests",
+            "--ignore=tests/e2e",
+            "--ignore=tests/frameworks",
+            "-m",
+            "not heavy and not forks",
+            "-p",
+            "no:cacheprovider",
+        )
 
 
 @nox.session(python="3.11")
@@ -234,6 +255,15 @@ def e2e(session: nox.Session) -> None:
     session.run(*pip, "-e", ".", exporter, external=True)
     env = {"MLFLOW_OLLAMA_E2E_REQUIRED": "1", "MLFLOW_OLLAMA_TRACING_ONLY_PYTHON": python}
     session.run("pytest", "tests/e2e", *session.posargs, env=env)
+
+
+@nox.session(python="3.11")
+def frameworks(session: nox.Session) -> None:
+    """LangChain and LlamaIndex calling Ollama through the SDK, with MLflow's own autolog for them on and off."""
+    session.install("-e", ".[mlflow]", *TEST_DEPS, *FRAMEWORK_DEPS)
+    session.run("python", "-c", _PRINT_VERSIONS)
+    session.run("python", "-c", _PRINT_FRAMEWORK_VERSIONS)
+    session.run("pytest", "tests/frameworks", *session.posargs)
 
 
 @nox.session(python="3.11")
@@ -266,7 +296,7 @@ def lint(session: nox.Session) -> None:
 @nox.session(python="3.11")
 def typecheck(session: nox.Session) -> None:
     """mypy --strict over the package, the tests and this file."""
-    session.install("-e", ".[mlflow]", "mypy>=1.11", *TEST_DEPS, *E2E_DEPS, "nox", "openai", "yappi")
+    session.install("-e", ".[mlflow]", "mypy>=1.11", *TEST_DEPS, *E2E_DEPS, *FRAMEWORK_DEPS, "nox", "openai", "yappi")
     session.run("mypy", "mlflow_ollama", "tests", "noxfile.py", "docs/examples", "benchmarks")
 
 

@@ -1,0 +1,144 @@
+"""LlamaIndex's Ollama LLM and OllamaEmbedding, with MLflow's LlamaIndex autolog on and off.
+
+The real ``llama-index-llms-ollama`` and ``llama-index-embeddings-ollama`` drive the real ``ollama``
+client against the loopback double. With ``mlflow.llama_index.autolog()`` on, LlamaIndex's spans
+come first and ours sits beneath them; off, each call is our span alone, with our previews.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from typing import Any
+
+import mlflow
+import pytest
+from llama_index.core.llms import ChatMessage
+from llama_index.core.tools import FunctionTool
+from llama_index.embeddings.ollama import OllamaEmbedding
+from llama_index.llms.ollama import Ollama
+
+import mlflow_ollama
+from frame import assert_usage_counted_once, ours, path_to_root, previews_are_ours, reply, root
+from mlflow_ollama.testing import OllamaDouble
+from support import MODEL, only_trace, traces
+
+
+@pytest.fixture(params=["with-llama-index-autolog", "alone"])
+def framework_autolog(request: pytest.FixtureRequest) -> Iterator[bool]:
+    """MLflow's LlamaIndex autolog on (the common case: ``mlflow.autolog()`` switches it on) or off."""
+    on = request.param == "with-llama-index-autolog"
+    mlflow_ollama.autolog()
+    if on:
+        mlflow.llama_index.autolog()
+    yield on
+    mlflow.llama_index.autolog(disable=True)
+
+
+@pytest.fixture
+def llm(server: OllamaDouble) -> Ollama:
+    return Ollama(model=MODEL, base_url=server.url, request_timeout=60)
+
+
+@pytest.fixture
+def loop() -> Iterator[asyncio.AbstractEventLoop]:
+    # One event loop for the test: the LLM's AsyncClient keeps connections bound to the loop it met.
+    event_loop = asyncio.new_event_loop()
+    yield event_loop
+    event_loop.close()
+
+
+def user(text: str) -> list[ChatMessage]:
+    return [ChatMessage(role="user", content=text)]
+
+
+def get_weather(city: str) -> str:
+    """The weather in a city."""
+    return f"Sunny in {city}"
+
+
+def _check(on: bool, trace: Any, under: list[str], name: str = "ollama.chat") -> Any:
+    """Ours beneath the framework's spans (``under``, nearest first) or alone; the usage counted once."""
+    span = ours(trace, name)
+    if on:
+        assert path_to_root(trace, span) == under
+    else:
+        assert span.parent_id is None
+        assert previews_are_ours(trace, span)
+    if name == "ollama.chat":
+        assert_usage_counted_once(trace, span)
+    return span
+
+
+def test_chat(framework_autolog: bool, llm: Ollama) -> None:
+    llm.chat(user("Hello chat"))
+    span = _check(framework_autolog, only_trace(), ["Ollama.chat"])
+    assert reply(span)["content"] == "You said: Hello chat"
+
+
+def test_complete(framework_autolog: bool, llm: Ollama) -> None:
+    llm.complete("Hello complete")
+    span = _check(framework_autolog, only_trace(), ["Ollama.chat", "Ollama.complete"])
+    assert reply(span)["content"] == "You said: Hello complete"
+
+
+def test_achat(framework_autolog: bool, llm: Ollama, loop: asyncio.AbstractEventLoop) -> None:
+    loop.run_until_complete(llm.achat(user("Hello achat")))
+    span = _check(framework_autolog, only_trace(), ["Ollama.achat"])
+    assert reply(span)["content"] == "You said: Hello achat"
+
+
+def test_chat_with_tools_shows_the_tool_call(framework_autolog: bool, llm: Ollama) -> None:
+    response = llm.chat_with_tools([FunctionTool.from_defaults(get_weather)], user_msg="Weather in Paris?")
+    assert llm.get_tool_calls_from_response(response)[0].tool_kwargs == {"city": "Paris"}
+    found = traces()
+    if framework_autolog:
+        # LlamaIndex's own doing: chat_with_tools prepares the request in a span of its own, which
+        # ends before the chat starts, so MLflow shows two traces; ours nests in the chat's.
+        assert [root(t).name for t in found] == ["Ollama._prepare_chat_with_tools", "Ollama.chat"]
+        trace = found[1]
+    else:
+        [trace] = found
+    span = _check(framework_autolog, trace, ["Ollama.chat"] if framework_autolog else [])
+    [call] = reply(span)["tool_calls"]
+    assert call["function"]["name"] == "get_weather"
+    assert span.attributes["mlflow.chat.tools"][0]["function"]["name"] == "get_weather"
+
+
+def test_embedding(framework_autolog: bool, server: OllamaDouble) -> None:
+    OllamaEmbedding(model_name="nomic-embed-text", base_url=server.url).get_text_embedding("hello")
+    under = ["OllamaEmbedding._get_text_embedding", "OllamaEmbedding.get_text_embedding"]
+    _check(framework_autolog, only_trace(), under if framework_autolog else [], name="ollama.embed")
+
+
+def test_stream_chat(framework_autolog: bool, llm: Ollama) -> None:
+    text = "".join(r.delta or "" for r in llm.stream_chat(user("Hello stream")))
+    _streamed(framework_autolog, ["Ollama.stream_chat"], text)
+
+
+def test_stream_complete(framework_autolog: bool, llm: Ollama) -> None:
+    text = "".join(r.delta or "" for r in llm.stream_complete("Hello stream complete"))
+    _streamed(framework_autolog, ["Ollama.stream_chat", "Ollama.stream_complete"], text)
+
+
+def test_astream_chat(framework_autolog: bool, llm: Ollama, loop: asyncio.AbstractEventLoop) -> None:
+    async def consume() -> str:
+        return "".join([r.delta or "" async for r in await llm.astream_chat(user("Hello astream"))])
+
+    _streamed(framework_autolog, ["Ollama.astream_chat"], loop.run_until_complete(consume()))
+
+
+def _streamed(on: bool, framework_spans: list[str], text: str) -> None:
+    assert text.startswith("You said: Hello")
+    if not on:
+        span = _check(on, only_trace(), [])
+        assert reply(span)["content"] == text
+        return
+    # Known split (docs/frameworks.md): LlamaIndex calls the SDK inside the generator it returns,
+    # which the caller iterates after LlamaIndex's span stopped being the current one.
+    found = traces()
+    assert len(found) == 2
+    framework, alone = sorted(found, key=lambda t: root(t).name != framework_spans[-1])
+    assert {s.name for s in framework.data.spans} == set(framework_spans)
+    span = _check(False, alone, [])
+    assert reply(span)["content"] == text
