@@ -13,8 +13,8 @@ from typing import Any
 import mlflow
 from mlflow.entities import LiveSpan, NoOpSpan, SpanEvent, SpanType
 
+from mlflow_ollama import _frameworks, _previews
 from mlflow_ollama import _mapping as m
-from mlflow_ollama import _previews
 from mlflow_ollama._config import content_enabled, settings
 
 _Attachment: Any
@@ -311,7 +311,7 @@ def _with_references(value: Any, trace_id: str) -> Any:
 
 
 def start(endpoint: Endpoint, instance: Any, arguments: dict[str, Any]) -> TracedCall | None:
-    """Open the span for a call, as a child of whatever span is current, without becoming current.
+    """Open the span for a call, as a child of the current span (or of its framework's), without becoming current.
 
     None when MLflow itself records nothing (its tracing is disabled): the call then goes untraced.
     """
@@ -334,7 +334,10 @@ def start(endpoint: Endpoint, instance: Any, arguments: dict[str, Any]) -> Trace
         attributes["ollama.host"] = host
     # Inputs and attributes are set here rather than passed to start_span_no_context: when setting
     # them fails there, MLflow swaps in a no-op span and leaves the real one open for good.
-    span: Any = mlflow.start_span_no_context(name=endpoint.span_name, span_type=endpoint.span_type)
+    # The current span is the parent, unless the framework making this call keeps its own span
+    # open but not current (a LlamaIndex stream, LangChain's async calls): then that span.
+    parent = _frameworks.parent_span()
+    span: Any = mlflow.start_span_no_context(name=endpoint.span_name, span_type=endpoint.span_type, parent_span=parent)
     if isinstance(span, NoOpSpan):  # MLflow's own switches: tracing.disable(), context(enabled=False)
         return None
     call = TracedCall(endpoint, span, inputs, log_content)
