@@ -140,10 +140,9 @@ def _opentelemetry_current() -> Any:
     context = trace.get_current_span().get_span_context()
     if not context.is_valid:
         return None
-    from mlflow.tracing.trace_manager import InMemoryTraceManager
     from mlflow.tracing.utils import encode_span_id
 
-    manager = InMemoryTraceManager.get_instance()
+    manager = _trace_manager()
     trace_id = manager.get_mlflow_trace_id_from_otel_id(context.trace_id)
     return manager.get_span_from_id(trace_id, encode_span_id(context.span_id)) if trace_id else None
 
@@ -151,11 +150,10 @@ def _opentelemetry_current() -> Any:
 def _open(span: Any) -> bool:
     """An MLflow span that has not ended, in a trace MLflow still holds in memory."""
     from mlflow.entities import LiveSpan
-    from mlflow.tracing.trace_manager import InMemoryTraceManager
 
     if not isinstance(span, LiveSpan) or getattr(span, "end_time_ns", None) is not None:
         return False
-    return InMemoryTraceManager.get_instance().get_span_from_id(span.trace_id, span.span_id) is span
+    return _trace_manager().get_span_from_id(span.trace_id, span.span_id) is span
 
 
 def _refines(candidate: Any, current: Any) -> bool:
@@ -164,9 +162,7 @@ def _refines(candidate: Any, current: Any) -> bool:
         return True
     if current.trace_id != candidate.trace_id:
         return False
-    from mlflow.tracing.trace_manager import InMemoryTraceManager
-
-    manager = InMemoryTraceManager.get_instance()
+    manager = _trace_manager()
     span = candidate
     for _ in range(1000):
         if span is None:
@@ -175,3 +171,11 @@ def _refines(candidate: Any, current: Any) -> bool:
             return True
         span = manager.get_span_from_id(candidate.trace_id, span.parent_id) if span.parent_id else None
     return False
+
+
+def _trace_manager() -> Any:
+    """Where MLflow keeps each trace's spans until its root ends (the public API reaches only current spans)."""
+    from mlflow.tracing.trace_manager import InMemoryTraceManager
+
+    manager: Any = InMemoryTraceManager
+    return manager.get_instance()
