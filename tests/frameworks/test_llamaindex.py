@@ -161,3 +161,26 @@ def test_an_app_span_around_a_stream(llm: Ollama) -> None:
     span = ours(trace)
     assert path_to_root(trace, span) == ["Ollama.stream_chat", "answer"]
     assert_usage_counted_once(trace, span)
+
+
+def test_an_app_span_keeps_astream_chat_in_one_trace(llm: Ollama, loop: asyncio.AbstractEventLoop) -> None:
+    # The workaround docs/frameworks.md gives for the astream_chat split: the app's own span around
+    # the call and the iteration. LlamaIndex's span (ended early, without usage) and ours are then
+    # side by side beneath it, in one trace, and the usage is ours, once.
+    mlflow_ollama.autolog()
+    mlflow.llama_index.autolog()
+
+    async def answer() -> str:
+        with mlflow.start_span("answer"):
+            return "".join([r.delta or "" async for r in await llm.astream_chat(user("Hello astream"))])
+
+    try:
+        text = loop.run_until_complete(answer())
+    finally:
+        mlflow.llama_index.autolog(disable=True)
+    trace = only_trace()
+    span = ours(trace)
+    assert path_to_root(trace, span) == ["answer"]
+    assert {s.name for s in trace.data.spans} == {"answer", "Ollama.astream_chat", "ollama.chat"}
+    assert reply(span)["content"] == text
+    assert_usage_counted_once(trace, span)
