@@ -11,8 +11,10 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import sys
 import threading
 import time
+import types
 from collections.abc import Iterator
 from typing import Any
 
@@ -91,3 +93,22 @@ def test_langchain_async_calls_in_tasks_never_cross(server: OllamaDouble) -> Non
     finally:
         loop.close()
     _assert_each_call_is_one_trace(2 * N)
+
+
+def test_framework_internals_gone_mean_two_traces_not_an_error(
+    server: OllamaDouble, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The modules our search reads, as a future release might lay them out (the classes it looks
+    # for gone); MLflow's and LangChain's own code keeps the modules it was built from. Each call
+    # is then two traces, as without the search, and nothing raises (strict mode is on).
+    for name in ("langchain_core.callbacks.manager", "mlflow.llama_index.tracer"):
+        monkeypatch.setitem(sys.modules, name, types.ModuleType(name))
+    llm = Ollama(model=MODEL, base_url=server.url, request_timeout=60)
+    list(llm.stream_chat([ChatMessage(role="user", content="say tok_gone_1")]))
+    loop = asyncio.new_event_loop()
+    try:
+        loop.run_until_complete(ChatOllama(model=MODEL, base_url=server.url).ainvoke("say tok_gone_2"))
+    finally:
+        loop.close()
+    roots = sorted(s.name for t in traces() for s in t.data.spans if s.parent_id is None)
+    assert roots == ["ChatOllama", "Ollama.stream_chat", "ollama.chat", "ollama.chat"]
