@@ -259,11 +259,15 @@ def e2e(session: nox.Session) -> None:
 
 @nox.session(python="3.11")
 def frameworks(session: nox.Session) -> None:
-    """LangChain and LlamaIndex calling Ollama through the SDK, with MLflow's own autolog for them on and off."""
-    session.install("-e", ".[mlflow]", *TEST_DEPS, *FRAMEWORK_DEPS)
+    """LangChain and LlamaIndex calling Ollama through the SDK, with MLflow's own autolog for them on and off.
+
+    Their traces are also opened in the MLflow UI, in Chromium, as in the e2e session (Debian's
+    ``chromium``; skipped where it is missing unless ``MLFLOW_OLLAMA_REQUIRE_BROWSER=1``).
+    """
+    session.install("-e", ".[mlflow]", *TEST_DEPS, *FRAMEWORK_DEPS, "playwright>=1.45")
     session.run("python", "-c", _PRINT_VERSIONS)
     session.run("python", "-c", _PRINT_FRAMEWORK_VERSIONS)
-    session.run("pytest", "tests/frameworks", *session.posargs)
+    session.run("pytest", "tests/frameworks", *session.posargs, env={"MLFLOW_OLLAMA_E2E_REQUIRED": "1"})
 
 
 @nox.session(python="3.11")
