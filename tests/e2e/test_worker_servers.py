@@ -59,7 +59,7 @@ def test_gunicorn_preload_workers_keep_every_trace(server: OllamaDouble) -> None
     command = [sys.executable, "-m", "gunicorn", "--preload", "--workers", "2", "--bind", f"127.0.0.1:{port}"]
     process = subprocess.Popen(
         [*command, "gunicorn_app:application"],
-        cwd=HERE,
+        cwd=store.parent,  # MLflow writes the sqlite experiments' artifacts under ./mlruns
         env=_environment(server, store, **HELD),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -89,7 +89,7 @@ def test_celery_prefork_workers_keep_every_trace(server: OllamaDouble) -> None:
     command = [sys.executable, "-m", "celery", "-A", "celery_app", "worker", "--pool", "prefork"]
     worker = subprocess.Popen(
         [*command, "--concurrency", "2", "--loglevel", "WARNING", "--without-heartbeat", "--without-gossip"],
-        cwd=HERE,
+        cwd=folder,  # MLflow writes the sqlite experiments' artifacts under ./mlruns
         env=worker_env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
