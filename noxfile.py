@@ -64,11 +64,19 @@ FRAMEWORK_DEPS = [
     "langchain-ollama>=1.1",
     "llama-index-llms-ollama>=0.11",
     "llama-index-embeddings-ollama>=0.10",
+    # Frameworks MLflow traces through OpenTelemetry, with what MLflow's autolog for each needs.
+    "ollama-haystack>=7",
+    "opentelemetry-haystack>=2",
+    "agno>=3",
+    "openinference-instrumentation-agno>=1",
+    "openai",  # agno.models.ollama imports it
+    "strands-agents[ollama]>=1.57",
 ]
 _PRINT_FRAMEWORK_VERSIONS = (
     "import importlib.metadata as m; "
     "print(*(f'{d} {m.version(d)}' for d in ('langchain-core', 'langchain-ollama', 'llama-index-core', "
-    "'llama-index-llms-ollama', 'llama-index-embeddings-ollama')))"
+    "'llama-index-llms-ollama', 'llama-index-embeddings-ollama', 'haystack-ai', 'ollama-haystack', 'agno', "
+    "'strands-agents')))"
 )
 DOCS_DEPS = ["mkdocs>=1.6", "mkdocs-material>=9.5", "mkdocstrings[python]>=0.26", "ruff>=0.6"]
 _PRINT_VERSIONS = (
@@ -259,7 +267,7 @@ def e2e(session: nox.Session) -> None:
 
 @nox.session(python="3.11")
 def frameworks(session: nox.Session) -> None:
-    """LangChain and LlamaIndex calling Ollama through the SDK, with MLflow's own autolog for them on and off.
+    """LangChain, LlamaIndex, Haystack, Agno and Strands calling Ollama, with MLflow's autolog for each on and off.
 
     Their traces are also opened in the MLflow UI, in Chromium, as in the e2e session (Debian's
     ``chromium``; skipped where it is missing unless ``MLFLOW_OLLAMA_REQUIRE_BROWSER=1``).
@@ -267,7 +275,8 @@ def frameworks(session: nox.Session) -> None:
     session.install("-e", ".[mlflow]", *TEST_DEPS, *FRAMEWORK_DEPS, "playwright>=1.45")
     session.run("python", "-c", _PRINT_VERSIONS)
     session.run("python", "-c", _PRINT_FRAMEWORK_VERSIONS)
-    session.run("pytest", "tests/frameworks", *session.posargs, env={"MLFLOW_OLLAMA_E2E_REQUIRED": "1"})
+    env = {"MLFLOW_OLLAMA_E2E_REQUIRED": "1", "HAYSTACK_TELEMETRY_ENABLED": "False"}  # no calls home from Haystack
+    session.run("pytest", "tests/frameworks", *session.posargs, env=env)
 
 
 @nox.session(python="3.11")
