@@ -14,12 +14,14 @@ from typing import Any
 __all__ = [
     "AUTOLOG_ENV",
     "LOG_CONTENT_ENV",
+    "LOAD_THRESHOLD_ENV",
     "LOG_EMBEDDINGS_ENV",
     "SILENT_ENV",
     "STRICT_ENV",
     "Settings",
     "content_enabled",
     "env_flag",
+    "load_threshold_ns",
     "meaning",
     "settings",
     "strict_mode",
@@ -43,6 +45,12 @@ LOG_EMBEDDINGS_ENV = "MLFLOW_OLLAMA_LOG_EMBEDDINGS"
 SILENT_ENV = "MLFLOW_OLLAMA_SILENT"
 """``true`` is ``autolog(silent=True)`` where autolog is switched on for you (``mlflow-ollama run``,
 ``%load_ext mlflow_ollama``). Read once, when that happens."""
+
+LOAD_THRESHOLD_ENV = "MLFLOW_OLLAMA_LOAD_THRESHOLD_MS"
+"""Milliseconds of ``load_duration`` from which a call counts as having waited for a model load
+(``ollama.model_load``); 250 by default. Read on every call."""
+
+DEFAULT_LOAD_THRESHOLD_MS = 250.0
 
 STRICT_ENV = "MLFLOW_OLLAMA_STRICT"
 """``true`` makes internal failures raise instead of being logged. For this project's own tests."""
@@ -166,6 +174,27 @@ def env_flag(name: str, default: bool) -> bool:
 def switched_off() -> bool:
     """Whether ``MLFLOW_OLLAMA_AUTOLOG`` says off now (``false``, ``0``, ``no``, ``off``)."""
     return meaning(os.environ.get(AUTOLOG_ENV)) is False
+
+
+def load_threshold_ns() -> int:
+    """``MLFLOW_OLLAMA_LOAD_THRESHOLD_MS`` in nanoseconds (250 ms when unset; an invalid value is warned about)."""
+    raw = os.environ.get(LOAD_THRESHOLD_ENV)
+    if raw is None or not raw.strip():
+        return int(DEFAULT_LOAD_THRESHOLD_MS * 1e6)
+    try:
+        value = float(raw)
+        if value >= 0:
+            return int(value * 1e6)
+    except ValueError:
+        pass
+    if raw not in _warned_thresholds:
+        _warned_thresholds.add(raw)
+        expected = f"expected milliseconds, 0 or more. Using {DEFAULT_LOAD_THRESHOLD_MS:g}."
+        warn(f"Ignoring {LOAD_THRESHOLD_ENV}={raw!r}: {expected}")
+    return int(DEFAULT_LOAD_THRESHOLD_MS * 1e6)
+
+
+_warned_thresholds: set[str] = set()
 
 
 def strict_mode() -> bool:

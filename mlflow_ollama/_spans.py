@@ -15,7 +15,9 @@ from mlflow.entities import LiveSpan, NoOpSpan, SpanEvent, SpanType
 
 from mlflow_ollama import _frameworks, _previews
 from mlflow_ollama import _mapping as m
-from mlflow_ollama._config import content_enabled, settings
+from mlflow_ollama import _signals as signals
+from mlflow_ollama._config import content_enabled, load_threshold_ns, settings
+from mlflow_ollama._model_loads import Visit, history
 
 _Attachment: Any
 try:  # MLflow 3.11+: images go into the trace as attachments the UI can show
@@ -51,6 +53,11 @@ class Endpoint:
     @property
     def span_name(self) -> str:
         return f"ollama.{self.method}"
+
+    @property
+    def loads_model(self) -> bool:
+        """Whether the call runs a model, which the server may have to load first."""
+        return self.method in ("chat", "generate", "embed", "embeddings")
 
     def arguments(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
         """The call's arguments by name, however they were passed."""
@@ -156,13 +163,17 @@ def _host(instance: Any) -> str | None:
 class TracedCall:
     """The span of one Ollama call, with what is needed to close it."""
 
-    __slots__ = ("endpoint", "inputs", "log_content", "span")
+    __slots__ = ("endpoint", "inputs", "log_content", "span", "visit")
 
-    def __init__(self, endpoint: Endpoint, span: LiveSpan, inputs: dict[str, Any], log_content: bool) -> None:
+    def __init__(
+        self, endpoint: Endpoint, span: LiveSpan, inputs: dict[str, Any], log_content: bool, visit: Visit | None = None
+    ) -> None:
         self.endpoint = endpoint
         self.span = span
         self.inputs = inputs
         self.log_content = log_content
+        self.visit = visit
+        """This call's view of its model's earlier calls, which explains a load (``_model_loads``)."""
 
     def _request_messages(self) -> list[dict[str, Any]]:
         messages = self.inputs.get("messages")
@@ -240,6 +251,9 @@ class TracedCall:
             self._end("ERROR")
 
     def _end(self, status: str | None = None) -> None:
+        if self.visit is not None:
+            history.end(self.visit)
+            self.visit = None
         try:
             self.span.end(status=status)
         finally:
@@ -273,6 +287,8 @@ class TracedCall:
         attributes = m.response_attributes(response, embedding) if response is not None else {}
         if attributes.get(m.MODEL) is not None and attributes[m.MODEL] == self.inputs.get("model"):
             del attributes[m.MODEL]  # already set from the request when the span started
+        if response is not None:
+            attributes.update(self._signals(response))
         if method == "chat":
             message = m.get_field(response, "message") if response is not None else None
             reply = m.message_dict(message) if message is not None else None
@@ -284,6 +300,23 @@ class TracedCall:
         if not self.log_content and m.MESSAGES in attributes:
             attributes[m.MESSAGES] = m.without_content(attributes[m.MESSAGES])
         return attributes
+
+    def _signals(self, response: Any) -> dict[str, Any]:
+        """Whether the call waited for a model load and why, its context's fill, a cut prompt, queueing."""
+        found: dict[str, Any] = {}
+        load = signals.model_load(response, load_threshold_ns())
+        if load is not None:
+            found[signals.MODEL_LOAD] = load
+            if load and self.visit is not None:
+                found[signals.MODEL_LOAD_REASON] = self.visit.reason()
+        found.update(signals.context_signals(self.inputs, response))
+        truncated = signals.prompt_truncated(self.endpoint.method, self.inputs, response)
+        if truncated is not None:
+            found[signals.PROMPT_TRUNCATED] = truncated
+        other = signals.other_duration(response)
+        if other is not None:
+            found[signals.OTHER_DURATION] = other
+        return found
 
 
 def _attachment_factory() -> tuple[m.Attach | None, list[Any]]:
@@ -318,6 +351,9 @@ def start(endpoint: Endpoint, instance: Any, arguments: dict[str, Any]) -> Trace
     log_content = content_enabled()
     attach, attachments = _attachment_factory() if log_content else (None, [])
     inputs = m.request_inputs(arguments, attach)
+    host = _host(instance)
+    key = signals.model_key(host, inputs.get("model"))
+    load_options, keep_alive = signals.load_options(inputs), inputs.get("keep_alive")
     if not log_content:  # tool definitions are the developer's code, not conversation: they stay
         inputs = {k: v if k == "tools" else m.without_content(v, k) for k, v in inputs.items()}
     attributes: dict[str, Any] = {m.PROVIDER_KEY: m.PROVIDER, m.COST: m.ZERO_COST}
@@ -329,7 +365,6 @@ def start(endpoint: Endpoint, instance: Any, arguments: dict[str, Any]) -> Trace
     tools = inputs.get("tools")
     if tools:
         attributes[m.TOOLS] = tools
-    host = _host(instance)
     if host:
         attributes["ollama.host"] = host
     # Inputs and attributes are set here rather than passed to start_span_no_context: when setting
@@ -340,7 +375,9 @@ def start(endpoint: Endpoint, instance: Any, arguments: dict[str, Any]) -> Trace
     span: Any = mlflow.start_span_no_context(name=endpoint.span_name, span_type=endpoint.span_type, parent_span=parent)
     if isinstance(span, NoOpSpan):  # MLflow's own switches: tracing.disable(), context(enabled=False)
         return None
-    call = TracedCall(endpoint, span, inputs, log_content)
+    # Noted once the span exists, so that every begun visit is ended with it (TracedCall._end).
+    visit = history.begin(key, load_options, keep_alive) if key is not None and endpoint.loads_model else None
+    call = TracedCall(endpoint, span, inputs, log_content, visit)
     try:
         if attachments:
             span.set_inputs(inputs)  # MLflow stores the images and puts references in their place

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-__all__ = ["Failure", "OllamaDouble", "RecordedRequest", "Reply"]
+__all__ = ["Failure", "OllamaDouble", "RecordedRequest", "Reply", "Scheduler"]
 
 _CREATED_AT = "2026-01-01T00:00:00.000000Z"
 _REDACTED_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "x-api-key"})
@@ -55,6 +55,8 @@ class Reply:
     delay: float = 0.0
     """Seconds to wait before the first byte of the response."""
     logprobs: list[dict[str, Any]] | None = None
+    load_duration: int | None = None
+    """Nanoseconds to report as ``load_duration``; by default what the double's scheduler decides."""
 
 
 @dataclass
@@ -89,6 +91,28 @@ def _split(text: str, n: int) -> list[str]:
     return [text[i : i + size] for i in range(0, len(text), size)] or [""]
 
 
+def _num_ctx(body: dict[str, Any]) -> int:
+    options = body.get("options") or {}
+    value = options.get("num_ctx") if isinstance(options, dict) else None
+    return value if isinstance(value, int) and value > 0 else DEFAULT_NUM_CTX
+
+
+def _fitted(messages: list[dict[str, Any]], num_ctx: int) -> list[dict[str, Any]]:
+    """The messages the server reads: as Ollama's chatPrompt does, the oldest non-system ones are
+    dropped, silently, until the rest fits the context (the last message always stays)."""
+    kept = list(messages)
+
+    def tokens() -> int:
+        return sum(len(_words(str(m.get("content") or ""))) for m in kept)
+
+    while tokens() > num_ctx:
+        droppable = [i for i, m in enumerate(kept[:-1]) if m.get("role") != "system"]
+        if not droppable:
+            break
+        del kept[droppable[0]]
+    return kept
+
+
 def _toy_chat(body: dict[str, Any]) -> Reply:
     """The default chat model: deterministic, tool-aware and just smart enough for the demos."""
     messages = body.get("messages") or []
@@ -96,7 +120,8 @@ def _toy_chat(body: dict[str, Any]) -> Reply:
         return Reply(done_reason="load", prompt_eval_count=None, eval_count=None)
     last = messages[-1]
     text = str(last.get("content") or "")
-    prompt_tokens = sum(len(_words(str(m.get("content") or ""))) for m in messages)
+    num_ctx = _num_ctx(body)
+    prompt_tokens = min(num_ctx, sum(len(_words(str(m.get("content") or ""))) for m in _fitted(messages, num_ctx)))
     thinking = f"The user wrote {len(_words(text))} words." if body.get("think") else None
     tools = body.get("tools") or []
     if tools and last.get("role") == "user":
@@ -120,7 +145,8 @@ def _toy_generate(body: dict[str, Any]) -> Reply:
     prompt = str(body.get("prompt") or "")
     if not prompt:
         return Reply(done_reason="load", prompt_eval_count=None, eval_count=None)
-    return Reply(content=f"You said: {prompt}", prompt_eval_count=len(_words(prompt)))
+    # A prompt longer than the context is cut by the runner, which reads num_ctx tokens of it.
+    return Reply(content=f"You said: {prompt}", prompt_eval_count=min(len(_words(prompt)), _num_ctx(body)))
 
 
 def _vector(text: str, dimensions: int) -> list[float]:
@@ -230,7 +256,13 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if reply.delay:
             time.sleep(reply.delay)
-        chunks = list(_chunks(body["model"], reply, kind))
+        load_ns = self.server.double.scheduler.run(body)
+        if reply.load_duration is not None:
+            load_ns = reply.load_duration
+        prompt_tokens = None
+        if kind == "generate" and not body.get("raw") and body.get("prompt"):
+            prompt_tokens = len(_words(str(body["prompt"])))
+        chunks = list(_chunks(body["model"], reply, kind, load_ns, prompt_tokens))
         if stream:
             self._send_stream(iter(chunks), failure)
         else:
@@ -250,12 +282,13 @@ class _Handler(BaseHTTPRequestHandler):
         texts = body.get("input")
         texts = [texts] if isinstance(texts, str) else list(texts or [])
         dimensions = int(body.get("dimensions") or 8)
+        load_ns = self.server.double.scheduler.run(body)
         self._send_json(
             {
                 "model": body["model"],
                 "embeddings": [_vector(str(t), dimensions) for t in texts],
-                "total_duration": 14_000_000,
-                "load_duration": 1_000_000,
+                "total_duration": load_ns + 13_000_000,
+                "load_duration": load_ns,
                 "prompt_eval_count": sum(len(_words(str(t))) for t in texts),
             }
         )
@@ -355,8 +388,14 @@ def _listed(name: str) -> dict[str, Any]:
     }
 
 
-def _chunks(model: str, reply: Reply, kind: str) -> Iterator[dict[str, Any]]:
-    """The NDJSON lines of a reply: thinking, tool calls, content, then the final ``done`` line."""
+def _chunks(
+    model: str, reply: Reply, kind: str, load_ns: int = 5_000_000, prompt_tokens: int | None = None
+) -> Iterator[dict[str, Any]]:
+    """The NDJSON lines of a reply: thinking, tool calls, content, then the final ``done`` line.
+
+    ``load_ns`` is the ``load_duration`` to report; ``prompt_tokens`` the rendered prompt's length
+    before any cut, for generate's ``context``.
+    """
     thinking = _words(reply.thinking) if reply.thinking else []
     content = _split(reply.content, reply.chunks) if reply.chunks else _words(reply.content)
     head = {"model": model, "created_at": _CREATED_AT}
@@ -391,12 +430,14 @@ def _chunks(model: str, reply: Reply, kind: str) -> Iterator[dict[str, Any]]:
     eval_count = reply.eval_count if reply.eval_count is not None else len(thinking) + len(content)
     final: dict[str, Any] = {**line(), "done": True, "done_reason": reply.done_reason}
     if reply.done_reason not in ("load", "unload"):
-        final.update(total_duration=250_000_000, load_duration=5_000_000, eval_count=eval_count)
-        final.update(prompt_eval_duration=20_000_000, eval_duration=max(1, eval_count) * 10_000_000)
+        eval_duration = max(1, eval_count) * 10_000_000
+        final.update(load_duration=load_ns, prompt_eval_duration=20_000_000, eval_duration=eval_duration)
+        final.update(total_duration=load_ns + 20_000_000 + eval_duration + _OTHER_NS, eval_count=eval_count)
         if reply.prompt_eval_count is not None:
             final["prompt_eval_count"] = reply.prompt_eval_count
-        if kind == "generate":
-            final["context"] = list(range(1, eval_count + 1))
+        if kind == "generate" and prompt_tokens is not None:
+            # The whole rendered prompt, before any cut, then the output: as the server returns it.
+            final["context"] = list(range(1, prompt_tokens + eval_count + 1))
     yield final
 
 
@@ -423,6 +464,78 @@ def _merge(chunks: list[dict[str, Any]], kind: str) -> dict[str, Any]:
     if logprobs:
         final["logprobs"] = logprobs
     return final
+
+
+DEFAULT_NUM_CTX = 4096
+"""The double's context length when a request sets no ``num_ctx``: the real server's from 0.6.7 to 0.15.4."""
+
+LOAD_NS = 1_800_000_000
+"""The ``load_duration`` of a call that waited for a model load (real loads take 0.5 to 7 s)."""
+
+WARM_NS = 5_000_000
+"""The ``load_duration`` of a call to a loaded model (the real server's is a few to tens of ms)."""
+
+_OTHER_NS = 1_000_000  # the server's time outside loading, reading and generating: templating, tokenizing
+_RUNNER_OPTIONS = ("num_ctx", "num_batch", "num_gpu", "main_gpu", "use_mmap", "num_thread")
+_UNITS = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def _keep_alive(value: Any) -> float:
+    """Seconds the server keeps a model after a call: a number is seconds, a string one Go duration
+    such as ``"10m"``; negative keeps it loaded; absent is the server's 5 minutes."""
+    if value is None or isinstance(value, bool):
+        return 300.0
+    if isinstance(value, (int, float)):
+        seconds = float(value)
+    else:
+        match = re.fullmatch(r"(-?\d+(?:\.\d+)?)(ns|us|ms|s|m|h)?", str(value).strip())
+        if match is None:
+            return 300.0
+        seconds = float(match[1]) * _UNITS[match[2] or "s"]
+    return float("inf") if seconds < 0 else seconds
+
+
+class Scheduler:
+    """The model scheduler of the double, as Ollama's decides when to load a model.
+
+    A model loads on its first use, after its ``keep_alive`` ran out (``0`` unloads it after the
+    call; negative keeps it), and when a load-time option (``num_ctx``, ``num_batch``, ``num_gpu``,
+    ``main_gpu``, ``use_mmap``, ``num_thread``) differs from the loaded runner's. Sampling options
+    never reload. Nothing actually waits: the load shows in ``load_duration``, as the server reports it.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._loaded: dict[str, tuple[dict[str, Any], float]] = {}  # model -> (runner options, expiry)
+        self.loads = 0
+        """How many loads the double has reported so far."""
+
+    def run(self, body: dict[str, Any]) -> int:
+        """Run a request on its model, loading it first if needed; returns the ``load_duration`` in ns."""
+        model = str(body.get("model") or "")
+        model = model if ":" in model.rsplit("/", 1)[-1] else f"{model}:latest"
+        given = body.get("options")
+        options: dict[str, Any] = given if isinstance(given, dict) else {}
+        runner = {name: options.get(name) for name in _RUNNER_OPTIONS}
+        runner["num_ctx"] = runner["num_ctx"] or DEFAULT_NUM_CTX
+        now = time.monotonic()
+        with self._lock:
+            loaded = self._loaded.get(model)
+            load = loaded is None or loaded[1] <= now or loaded[0] != runner
+            self.loads += load
+            self._loaded[model] = (runner, now + _keep_alive(body.get("keep_alive")))
+        return LOAD_NS if load else WARM_NS
+
+    def unload_all(self) -> None:
+        """Forget every loaded model, as a server restart (or another app's models) would evict them."""
+        with self._lock:
+            self._loaded.clear()
+
+    def loaded(self) -> list[str]:
+        """The models loaded now, as ``/api/ps`` lists them."""
+        now = time.monotonic()
+        with self._lock:
+            return [name for name, (_, expiry) in self._loaded.items() if expiry > now]
 
 
 class _Server(ThreadingHTTPServer):
@@ -474,6 +587,8 @@ class OllamaDouble:
         self._script: deque[Reply | Failure] = deque()
         self.requests: list[RecordedRequest] = []
         """Every request received so far, in order."""
+        self.scheduler = Scheduler()
+        """When the double's models load (first use, ``keep_alive`` run out, a load-time option changed)."""
 
     @property
     def url(self) -> str:

@@ -109,6 +109,7 @@ def test_a_consumed_stream_records_what_the_plain_call_would(
 ) -> None:
     parts = consume()
     assert "".join(p.message.content for p in parts) == f"You said: {TEXT}"
+    server.scheduler.unload_all()  # the plain call waits for the same load as the streamed one
     plain = client.chat(model=MODEL, messages=user(TEXT))
     streamed_trace, plain_trace = traces()
     streamed, unstreamed = chat_spans(streamed_trace)[0], chat_spans(plain_trace)[0]

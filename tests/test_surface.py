@@ -82,6 +82,7 @@ def test_generate_is_an_llm_span(mode: str, server: OllamaDouble) -> None:
 @pytest.mark.parametrize("mode", MODES)
 def test_streamed_generate_records_what_the_plain_call_would(mode: str, server: OllamaDouble) -> None:
     parts = _run(mode, server, "generate", MODEL, "stream this prompt", stream=True)
+    server.scheduler.unload_all()  # the plain call waits for the same load as the streamed one
     plain = ollama.Client(host=server.url).generate(MODEL, "stream this prompt")
     streamed_trace, plain_trace = traces()
     streamed, unstreamed = streamed_trace.data.spans[0], plain_trace.data.spans[0]

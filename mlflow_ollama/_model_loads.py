@@ -1,0 +1,104 @@
+"""Why a model loaded: this process's memory of its earlier calls to each model on each server.
+
+Ollama's scheduler loads a model when it is not loaded, when its ``keep_alive`` ran out after the
+last call, or when a load-time option (``num_ctx`` and the others in ``_signals.LOAD_OPTIONS``)
+differs from the loaded runner's. A call's reply says how long it waited (``load_duration``), not
+why; the calls this process made before it can tell. What happened outside this process (another
+app's calls, an eviction, a restart) cannot be seen: such a load is ``unexplained``.
+
+State is one small record per server and model, at most ``_MAX_MODELS`` of them (the least
+recently used go first), behind one lock: safe across threads and asyncio tasks.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+from mlflow_ollama import _signals as s
+
+__all__ = ["DEFAULT_KEEP_ALIVE_S", "Visit", "history"]
+
+DEFAULT_KEEP_ALIVE_S = 300.0
+"""The server's ``keep_alive`` when a request gives none: 5 minutes, unless the server was started
+with ``OLLAMA_KEEP_ALIVE``, which a client cannot see."""
+
+_MAX_MODELS = 256
+
+
+@dataclass
+class _Model:
+    options: dict[str, Any]
+    """The load-time options of the latest call begun (absent ones are the server's defaults)."""
+    in_flight: int = 0
+    ended: bool = False
+    """Whether any call has ended: a model some call is still waiting for may be loading for it."""
+    ended_at: float = 0.0
+    keep_alive_s: float = DEFAULT_KEEP_ALIVE_S
+    """The ``keep_alive`` of the call that ended last, in seconds (``inf``: kept loaded)."""
+
+
+@dataclass
+class Visit:
+    """One call's view of its model when it began, and what it asked for; ``reason()`` explains a load."""
+
+    key: tuple[str, str]
+    options: dict[str, Any]
+    keep_alive_s: float | None
+    started_at: float
+    before: _Model | None = field(default=None)
+
+    def reason(self) -> str:
+        """Why this call's model loaded, given that it did."""
+        before = self.before
+        if before is not None and before.options != self.options:
+            return s.OPTIONS_CHANGED
+        if before is None or not before.ended:
+            return s.FIRST_USE
+        if before.in_flight == 0 and self.started_at - before.ended_at > before.keep_alive_s:
+            return s.KEEP_ALIVE_EXPIRED
+        return s.UNEXPLAINED
+
+
+class _History:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._models: OrderedDict[tuple[str, str], _Model] = OrderedDict()
+
+    def begin(self, key: tuple[str, str], options: dict[str, Any], keep_alive: Any) -> Visit:
+        """Note that a call to this model begins; the returned visit remembers what came before."""
+        now = time.monotonic()
+        with self._lock:
+            model = self._models.get(key)
+            before = None if model is None else _Model(**vars(model))
+            if model is None:
+                model = self._models[key] = _Model(options=options)
+                while len(self._models) > _MAX_MODELS:
+                    self._models.popitem(last=False)
+            else:
+                self._models.move_to_end(key)
+                model.options = options
+            model.in_flight += 1
+        return Visit(key, options, s.keep_alive_seconds(keep_alive), now, before)
+
+    def end(self, visit: Visit) -> None:
+        """Note that the call ended, with or without an answer: the model's keep-alive runs from now."""
+        with self._lock:
+            model = self._models.get(visit.key)
+            if model is None:  # pushed out by newer models meanwhile
+                return
+            model.in_flight = max(0, model.in_flight - 1)
+            model.ended = True
+            model.ended_at = time.monotonic()
+            model.keep_alive_s = DEFAULT_KEEP_ALIVE_S if visit.keep_alive_s is None else visit.keep_alive_s
+
+    def clear(self) -> None:
+        with self._lock:
+            self._models.clear()
+
+
+history = _History()
+"""The process's one memory of its calls (a server's scheduler is one per server, not per client)."""
