@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from typing import Any
 
+import mlflow
+import pytest
+
+import mlflow_ollama
 from mlflow_ollama._previews import request_preview, response_preview
 from support import base_name, trace_token_usage
 
@@ -55,3 +60,37 @@ def previews_are_ours(trace: Any, span: Any) -> bool:
         trace.info.request_preview == request_preview(method, span.inputs)
         and trace.info.response_preview == response_preview(method, span.outputs)
     )
+
+
+def check(on: bool, trace: Any, under: list[str], name: str = "ollama.chat") -> Any:
+    """Our span, beneath the framework's spans (``under``, nearest first) or alone with our previews;
+    for chat, the trace's usage counted once."""
+    span = ours(trace, name)
+    if on:
+        assert path_to_root(trace, span) == under
+    else:
+        assert span.parent_id is None
+        assert previews_are_ours(trace, span)
+    if name == "ollama.chat":
+        assert_usage_counted_once(trace, span)
+    return span
+
+
+def autolog_switch(flavor: str) -> Callable[..., Iterator[bool]]:
+    """A fixture running each test twice: with MLflow's autolog for ``flavor`` on, and off; ours on in both.
+
+    The common case is on: ``mlflow.autolog()`` switches every installed framework's on.
+    """
+
+    @pytest.fixture(params=[f"with-{flavor}-autolog", "alone"])
+    def switch(request: pytest.FixtureRequest) -> Iterator[bool]:
+        on = request.param != "alone"
+        integration = getattr(mlflow, flavor)
+        mlflow_ollama.autolog()
+        if on:
+            integration.autolog()
+        yield on
+        if on:  # disabling an integration that was never on can warn (Agno's does)
+            integration.autolog(disable=True)
+
+    return switch

@@ -8,8 +8,6 @@ it. Off, each call is our span alone, with our previews.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from typing import Any
 
 import mlflow
 import pydantic
@@ -17,20 +15,11 @@ import pytest
 from langchain_ollama import ChatOllama, OllamaEmbeddings
 
 import mlflow_ollama
-from frame import assert_usage_counted_once, ours, path_to_root, previews_are_ours, reply
+from frame import assert_usage_counted_once, autolog_switch, check, ours, path_to_root, previews_are_ours, reply
 from mlflow_ollama.testing import OllamaDouble, Reply
 from support import MODEL, only_trace
 
-
-@pytest.fixture(params=["with-langchain-autolog", "alone"])
-def framework_autolog(request: pytest.FixtureRequest) -> Iterator[bool]:
-    """MLflow's LangChain autolog on (the common case: ``mlflow.autolog()`` switches it on) or off."""
-    on = request.param == "with-langchain-autolog"
-    mlflow_ollama.autolog()
-    if on:
-        mlflow.langchain.autolog()
-    yield on
-    mlflow.langchain.autolog(disable=True)
+framework_autolog = autolog_switch("langchain")
 
 
 @pytest.fixture
@@ -47,28 +36,15 @@ class City(pydantic.BaseModel):
     city: str
 
 
-def _check(on: bool, trace: Any, under: list[str], name: str = "ollama.chat") -> Any:
-    """One trace; ours beneath the framework's spans (``under``, nearest first) or alone; usage once."""
-    span = ours(trace, name)
-    if on:
-        assert path_to_root(trace, span) == under
-    else:
-        assert span.parent_id is None
-        assert previews_are_ours(trace, span)
-    if name == "ollama.chat":
-        assert_usage_counted_once(trace, span)
-    return span
-
-
 def test_invoke(framework_autolog: bool, llm: ChatOllama) -> None:
     llm.invoke("Hello there")
-    span = _check(framework_autolog, only_trace(), ["ChatOllama"])
+    span = check(framework_autolog, only_trace(), ["ChatOllama"])
     assert reply(span)["content"] == "You said: Hello there"
 
 
 def test_stream(framework_autolog: bool, llm: ChatOllama) -> None:
     text = "".join(str(chunk.content) for chunk in llm.stream("Hello stream"))
-    span = _check(framework_autolog, only_trace(), ["ChatOllama"])
+    span = check(framework_autolog, only_trace(), ["ChatOllama"])
     assert reply(span)["content"] == text == "You said: Hello stream"
 
 
@@ -76,7 +52,7 @@ def test_bind_tools_shows_the_tool_call(framework_autolog: bool, llm: ChatOllama
     message = llm.bind_tools([get_weather]).invoke("What is the weather in Paris?")
     assert message.tool_calls[0]["args"] == {"city": "Paris"}
     trace = only_trace()
-    span = _check(framework_autolog, trace, ["ChatOllama"])
+    span = check(framework_autolog, trace, ["ChatOllama"])
     [call] = reply(span)["tool_calls"]
     assert call["function"]["name"] == "get_weather"
     assert span.attributes["mlflow.chat.tools"][0]["function"]["name"] == "get_weather"
@@ -88,7 +64,7 @@ def test_with_structured_output(framework_autolog: bool, llm: ChatOllama, server
     server.enqueue(Reply(content='{"city": "Paris"}'))
     assert llm.with_structured_output(City).invoke("Which city?") == City(city="Paris")
     # LangChain's chain: the model, then the parser, under one RunnableSequence.
-    _check(framework_autolog, only_trace(), ["ChatOllama", "RunnableSequence"])
+    check(framework_autolog, only_trace(), ["ChatOllama", "RunnableSequence"])
 
 
 def test_embeddings_are_ours_alone(framework_autolog: bool, server: OllamaDouble) -> None:
@@ -105,7 +81,7 @@ def test_ainvoke(framework_autolog: bool, llm: ChatOllama) -> None:
     # of the context, so its span is never current where the SDK is called: found by LangChain's
     # run instead (mlflow_ollama/_frameworks.py), ours nests as for invoke.
     asyncio.run(llm.ainvoke("Hello async"))
-    span = _check(framework_autolog, only_trace(), ["ChatOllama"])
+    span = check(framework_autolog, only_trace(), ["ChatOllama"])
     assert reply(span)["content"] == "You said: Hello async"
 
 
@@ -114,7 +90,7 @@ def test_astream(framework_autolog: bool, llm: ChatOllama) -> None:
         return "".join([str(chunk.content) async for chunk in llm.astream("Hello async stream")])
 
     assert asyncio.run(consume()) == "You said: Hello async stream"
-    span = _check(framework_autolog, only_trace(), ["ChatOllama"])
+    span = check(framework_autolog, only_trace(), ["ChatOllama"])
     assert reply(span)["content"] == "You said: Hello async stream"
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
-from typing import Any
 
 import mlflow
 import pytest
@@ -19,20 +18,11 @@ from llama_index.embeddings.ollama import OllamaEmbedding
 from llama_index.llms.ollama import Ollama
 
 import mlflow_ollama
-from frame import assert_usage_counted_once, ours, path_to_root, previews_are_ours, reply, root
+from frame import assert_usage_counted_once, autolog_switch, check, ours, path_to_root, reply, root
 from mlflow_ollama.testing import OllamaDouble
 from support import MODEL, only_trace, traces
 
-
-@pytest.fixture(params=["with-llama-index-autolog", "alone"])
-def framework_autolog(request: pytest.FixtureRequest) -> Iterator[bool]:
-    """MLflow's LlamaIndex autolog on (the common case: ``mlflow.autolog()`` switches it on) or off."""
-    on = request.param == "with-llama-index-autolog"
-    mlflow_ollama.autolog()
-    if on:
-        mlflow.llama_index.autolog()
-    yield on
-    mlflow.llama_index.autolog(disable=True)
+framework_autolog = autolog_switch("llama_index")
 
 
 @pytest.fixture
@@ -57,34 +47,21 @@ def get_weather(city: str) -> str:
     return f"Sunny in {city}"
 
 
-def _check(on: bool, trace: Any, under: list[str], name: str = "ollama.chat") -> Any:
-    """Ours beneath the framework's spans (``under``, nearest first) or alone; the usage counted once."""
-    span = ours(trace, name)
-    if on:
-        assert path_to_root(trace, span) == under
-    else:
-        assert span.parent_id is None
-        assert previews_are_ours(trace, span)
-    if name == "ollama.chat":
-        assert_usage_counted_once(trace, span)
-    return span
-
-
 def test_chat(framework_autolog: bool, llm: Ollama) -> None:
     llm.chat(user("Hello chat"))
-    span = _check(framework_autolog, only_trace(), ["Ollama.chat"])
+    span = check(framework_autolog, only_trace(), ["Ollama.chat"])
     assert reply(span)["content"] == "You said: Hello chat"
 
 
 def test_complete(framework_autolog: bool, llm: Ollama) -> None:
     llm.complete("Hello complete")
-    span = _check(framework_autolog, only_trace(), ["Ollama.chat", "Ollama.complete"])
+    span = check(framework_autolog, only_trace(), ["Ollama.chat", "Ollama.complete"])
     assert reply(span)["content"] == "You said: Hello complete"
 
 
 def test_achat(framework_autolog: bool, llm: Ollama, loop: asyncio.AbstractEventLoop) -> None:
     loop.run_until_complete(llm.achat(user("Hello achat")))
-    span = _check(framework_autolog, only_trace(), ["Ollama.achat"])
+    span = check(framework_autolog, only_trace(), ["Ollama.achat"])
     assert reply(span)["content"] == "You said: Hello achat"
 
 
@@ -99,7 +76,7 @@ def test_chat_with_tools_shows_the_tool_call(framework_autolog: bool, llm: Ollam
         trace = found[1]
     else:
         [trace] = found
-    span = _check(framework_autolog, trace, ["Ollama.chat"] if framework_autolog else [])
+    span = check(framework_autolog, trace, ["Ollama.chat"] if framework_autolog else [])
     [call] = reply(span)["tool_calls"]
     assert call["function"]["name"] == "get_weather"
     assert span.attributes["mlflow.chat.tools"][0]["function"]["name"] == "get_weather"
@@ -108,7 +85,7 @@ def test_chat_with_tools_shows_the_tool_call(framework_autolog: bool, llm: Ollam
 def test_embedding(framework_autolog: bool, server: OllamaDouble) -> None:
     OllamaEmbedding(model_name="nomic-embed-text", base_url=server.url).get_text_embedding("hello")
     under = ["OllamaEmbedding._get_text_embedding", "OllamaEmbedding.get_text_embedding"]
-    _check(framework_autolog, only_trace(), under if framework_autolog else [], name="ollama.embed")
+    check(framework_autolog, only_trace(), under if framework_autolog else [], name="ollama.embed")
 
 
 def test_stream_chat(framework_autolog: bool, llm: Ollama) -> None:
@@ -116,13 +93,13 @@ def test_stream_chat(framework_autolog: bool, llm: Ollama) -> None:
     # being current; MLflow keeps that span open with the generator, which is on the call's own
     # stack: ours nests beneath it (mlflow_ollama/_frameworks.py).
     text = "".join(r.delta or "" for r in llm.stream_chat(user("Hello stream")))
-    span = _check(framework_autolog, only_trace(), ["Ollama.stream_chat"])
+    span = check(framework_autolog, only_trace(), ["Ollama.stream_chat"])
     assert reply(span)["content"] == text == "You said: Hello stream"
 
 
 def test_stream_complete(framework_autolog: bool, llm: Ollama) -> None:
     text = "".join(r.delta or "" for r in llm.stream_complete("Hello stream complete"))
-    span = _check(framework_autolog, only_trace(), ["Ollama.stream_chat", "Ollama.stream_complete"])
+    span = check(framework_autolog, only_trace(), ["Ollama.stream_chat", "Ollama.stream_complete"])
     assert reply(span)["content"] == text == "You said: Hello stream complete"
 
 
@@ -133,7 +110,7 @@ def test_astream_chat(framework_autolog: bool, llm: Ollama, loop: asyncio.Abstra
     text = loop.run_until_complete(consume())
     assert text == "You said: Hello astream"
     if not framework_autolog:
-        span = _check(False, only_trace(), [])
+        span = check(False, only_trace(), [])
         assert reply(span)["content"] == text
         return
     # Known split (docs/frameworks.md): MLflow's LlamaIndex handler treats a returned generator as
@@ -142,7 +119,7 @@ def test_astream_chat(framework_autolog: bool, llm: Ollama, loop: asyncio.Abstra
     found = traces()
     assert sorted(root(t).name for t in found) == ["Ollama.astream_chat", "ollama.chat"]
     alone = next(t for t in found if root(t).name == "ollama.chat")
-    span = _check(False, alone, [])
+    span = check(False, alone, [])
     assert reply(span)["content"] == text
 
 
