@@ -311,8 +311,16 @@ def run_app(
     python: str = sys.executable,
     timeout: float = 300,
     expect_trace_ids: bool = True,
+    fresh_server: bool = True,
 ) -> AppRun:
-    """Run ``app.py`` as a separate process, configured only through ``env``, like a user's app."""
+    """Run ``app.py`` as a separate process, configured only through ``env``, like a user's app.
+
+    With ``fresh_server`` (the default), the run meets a server with no model loaded, as a freshly
+    started Ollama: runs compared with each other then load (and record) alike. Runs made at once
+    share the server instead: load the model first and pass ``fresh_server=False``.
+    """
+    if fresh_server:
+        double.scheduler.unload_all()
     full_env = {k: v for k, v in os.environ.items() if k not in _OURS}
     full_env.update({"OLLAMA_HOST": double.url, "MLFLOW_OLLAMA_STRICT": "true", **env})
     done = subprocess.run(

@@ -17,9 +17,11 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import ollama
 import pytest
 
 from mlflow_ollama.testing import OllamaDouble
+from support import MODEL
 
 from .parts import MlflowServer, Postgres, need, run_app, start_mlflow_server, start_postgres
 from .test_server import shape
@@ -55,8 +57,13 @@ def sent(production: tuple[Postgres, MlflowServer], server: OllamaDouble) -> dic
     _, mlflow_server = production
     experiments = {route: mlflow_server.new_experiment() for route in ROUTES}
     jobs = [(route, route_env(route, mlflow_server, experiments[route])) for route in ROUTES for _ in range(PROCESSES)]
+    # The apps run at once against one server: the model is loaded before, so that no app's call
+    # waits for a load that another's happened to start (their spans are compared).
+    ollama.Client(host=server.url).chat(model=MODEL, messages=[{"role": "user", "content": "load"}])
     with ThreadPoolExecutor(len(jobs)) as pool:
-        runs = [pool.submit(run_app, server, env, SCENARIOS, expect_trace_ids=False) for _, env in jobs]
+        runs = [
+            pool.submit(run_app, server, env, SCENARIOS, expect_trace_ids=False, fresh_server=False) for _, env in jobs
+        ]
         for (route, _), run in zip(jobs, runs, strict=True):
             result = run.result()
             if route == "default":
