@@ -8,12 +8,14 @@ client against the double, whose scheduler loads models as Ollama's does.
 from __future__ import annotations
 
 import asyncio
+import importlib.metadata
 import logging
 import math
 import threading
 import time
 from typing import Any
 
+import mlflow
 import ollama
 import pytest
 
@@ -310,3 +312,35 @@ def test_threads_calling_at_once(server: OllamaDouble) -> None:
     reasons = {span.attributes.get(s.MODEL_LOAD_REASON) for span in spans if span.attributes[s.MODEL_LOAD]}
     assert reasons <= {s.FIRST_USE, s.OPTIONS_CHANGED}
     assert sum(span.attributes[s.MODEL_LOAD] for span in spans) == server.scheduler.loads - loads_before
+
+
+# --- finding the traces: MLflow's search, against the real store ---------------------------------
+
+MLFLOW_VERSION = tuple(int(p) for p in importlib.metadata.version("mlflow").split(".")[:2])
+
+# The filters docs/signals.md gives. MLflow matches a span attribute against the span's JSON text,
+# with the pattern placed right after the key: ': "true"' is the attribute's value itself; `_`
+# stands for the backslash before a string value's quotes.
+LOADED = "span.attributes.ollama.model_load LIKE ': \"true\"'"
+OPTIONS_CHANGED = 'span.attributes.ollama.model_load.reason LIKE \': "_"options_changed_""\''
+CUT = "span.attributes.ollama.context.prompt_truncated LIKE ': \"true\"'"
+
+
+@pytest.mark.skipif(MLFLOW_VERSION < (3, 6), reason="MLflow filters on span attributes from 3.6")
+def test_the_documented_filters_find_exactly_those_traces(client: Any) -> None:
+    client.generate(model=MODEL, prompt="one two three")  # first use
+    client.generate(model=MODEL, prompt="four five six")  # warm
+    client.generate(model=MODEL, prompt=" ".join(["word"] * 100), options={"num_ctx": 64})  # reload, cut
+    ids = [t.info.trace_id for t in traces()]
+
+    def found(filter_string: str) -> list[str]:
+        return sorted(t.info.trace_id for t in mlflow.search_traces(filter_string=filter_string, return_type="list"))
+
+    assert found(LOADED) == sorted([ids[0], ids[2]])
+    assert found(OPTIONS_CHANGED) == [ids[2]]
+    assert found(CUT) == [ids[2]]
+    if MLFLOW_VERSION >= (3, 10):  # conditions on the same span
+        assert found(f"span.name = 'ollama.generate' AND {LOADED}") == sorted([ids[0], ids[2]])
+        assert found(f"span.name = 'ollama.chat' AND {LOADED}") == []
+    # What does not work: '=' compares the pattern with the whole span's text.
+    assert found("span.attributes.ollama.model_load.reason = 'options_changed'") == []
