@@ -138,7 +138,7 @@ def test_the_gpu_fraction(size: Any, size_vram: Any, fraction: float | None) -> 
 
 
 def test_no_running_context_length_before_server_0_10() -> None:
-    entry = dict(REAL_PS["models"][0])  # type: ignore[index]
+    entry = dict(REAL_PS["models"][0])
     del entry["context_length"]
     assert md.running_num_ctx(entry) is None
     assert md.running_num_ctx({"context_length": 0}) is None
