@@ -213,10 +213,11 @@ class _Details:
     def _client(self) -> Any:
         import httpx  # the ollama SDK's own dependency; imported only once details are on
 
-        if self._http is None or self._pid != os.getpid():  # a forked child gets a pool of its own
-            self._http = httpx.Client(timeout=TIMEOUT_S)
-            self._pid = os.getpid()
-        return self._http
+        with self._lock:
+            if self._http is None or self._pid != os.getpid():  # a forked child gets a pool of its own
+                self._http = httpx.Client(timeout=TIMEOUT_S)
+                self._pid = os.getpid()
+            return self._http
 
     def _get(self, lookup: Lookup, method: str, path: str) -> Any:
         """The server's JSON answer, or None when it gave none (an error status, a timeout, no server)."""
