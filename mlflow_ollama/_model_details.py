@@ -152,9 +152,10 @@ class Lookup:
 
     key: tuple[str, str]
     """``(server, model)``: ``ollama.host`` and the model with its tag."""
-    base_url: str
-    headers: tuple[tuple[str, str], ...]
-    """The client's headers (authentication included): sent, never recorded."""
+    base_url: Any
+    """The client's base URL (an ``httpx.URL`` or a string), turned into text only when a lookup is made."""
+    headers: Any
+    """The client's headers (authentication included), read only when a lookup is made: sent, never recorded."""
 
     @classmethod
     def of(cls, instance: Any, host: str | None, model: Any) -> Lookup | None:
@@ -164,9 +165,7 @@ class Lookup:
         base_url = getattr(http, "base_url", None)
         if name is None or not host or base_url is None:
             return None
-        headers = getattr(http, "headers", None)
-        pairs = tuple((str(k), str(v)) for k, v in headers.items()) if headers is not None else ()
-        return cls((host, name), str(base_url).rstrip("/"), pairs)
+        return cls((host, name), base_url, getattr(http, "headers", None))
 
 
 class _Details:
@@ -225,7 +224,8 @@ class _Details:
 
         try:
             body = {"model": lookup.key[1]} if method == "POST" else None
-            response = self._client().request(method, lookup.base_url + path, json=body, headers=lookup.headers)
+            url = str(lookup.base_url).rstrip("/") + path
+            response = self._client().request(method, url, json=body, headers=lookup.headers)
             response.raise_for_status()
             return response.json()
         except (httpx.HTTPError, ValueError) as exc:
