@@ -200,8 +200,8 @@ class _Details:
                 entry.show_at, entry.show_failed = time.monotonic(), answer is None
                 entry.show = show_attributes(answer) if answer is not None else None
             age = now - entry.ps_at
-            # After a load the listing is stale; a model not listed may have loaded since.
-            fresh = not (loaded or entry.ps is None or age > PS_TTL_S)
+            # After a load the listing is stale: the model may have moved (GPU, CPU) or changed num_ctx.
+            fresh = not (loaded or age > PS_TTL_S)
             if not (age <= FAILURE_TTL_S if entry.ps_failed else fresh):
                 answer = self._get(lookup, "GET", "/api/ps")
                 entry.ps_at, entry.ps_failed = time.monotonic(), answer is None

@@ -379,3 +379,29 @@ def test_the_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     for i in range(5):
         cache._entry(("http://h", f"m{i}:latest"))
     assert list(cache._entries) == [("http://h", f"m{i}:latest") for i in (2, 3, 4)]
+
+
+def test_a_model_unloaded_at_once_has_no_ps_details(client: Any, fresh: OllamaDouble) -> None:
+    mlflow_ollama.autolog(model_details=True)
+    client.chat(model=MODEL, messages=user("one"), keep_alive=0)  # unloaded when the span ends
+    client.chat(model=MODEL, messages=user("two"))  # loads again: ps re-read, listed now
+    gone, back = _attributes()
+    assert set(_details(gone)) == {md.FAMILY, md.PARAMETER_SIZE, md.QUANTIZATION, md.CONTEXT_LENGTH}
+    assert s.NUM_CTX not in gone
+    assert _details(back) == EXPECTED
+    assert _lookups(fresh) == ["/api/show", "/api/ps", "/api/ps"]
+
+
+def test_the_windows_run_out(client: Any, fresh: OllamaDouble, monkeypatch: pytest.MonkeyPatch) -> None:
+    """ps is re-read once its window (30 s) ran out; a failed lookup is tried again after its own (60 s)."""
+    mlflow_ollama.autolog(model_details=True)
+    fresh.errors["/api/show"] = 500
+    client.chat(model=MODEL, messages=user("one"))
+    monkeypatch.setattr(md, "PS_TTL_S", -1.0)
+    monkeypatch.setattr(md, "FAILURE_TTL_S", -1.0)
+    del fresh.errors["/api/show"]
+    client.chat(model=MODEL, messages=user("two"))
+    assert _lookups(fresh) == ["/api/show", "/api/ps", "/api/show", "/api/ps"]
+    first, second = _attributes()
+    assert md.FAMILY not in first
+    assert _details(second) == EXPECTED
