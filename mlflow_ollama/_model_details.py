@@ -229,7 +229,10 @@ class _Details:
             response.raise_for_status()
             return response.json()
         except (httpx.HTTPError, ValueError) as exc:
-            logger.debug("mlflow-ollama could not look up %s of %s on %s: %r", path, lookup.key[1], lookup.key[0], exc)
+            # Its type and status only: an httpx message quotes the URL, userinfo included.
+            status = getattr(getattr(exc, "response", None), "status_code", None)
+            what = type(exc).__name__ + (f" {status}" if status is not None else "")
+            logger.debug("mlflow-ollama could not look up %s of %s on %s: %s", path, lookup.key[1], lookup.key[0], what)
             return None
         except Exception as exc:
             report("look up the model's details", exc)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import socket
 import threading
 from typing import Any
@@ -405,3 +406,17 @@ def test_the_windows_run_out(client: Any, fresh: OllamaDouble, monkeypatch: pyte
     first, second = _attributes()
     assert md.FAMILY not in first
     assert _details(second) == EXPECTED
+
+
+def test_a_failure_is_logged_at_debug_without_the_url(
+    server: OllamaDouble, fresh: OllamaDouble, caplog: pytest.LogCaptureFixture
+) -> None:
+    fresh.errors["/api/show"] = 500
+    mlflow_ollama.autolog(model_details=True)
+    userinfo_url = server.url.replace("http://", "http://user:pw-secret@")
+    with caplog.at_level(logging.DEBUG, logger="mlflow_ollama"):
+        ollama.Client(host=userinfo_url).chat(model=MODEL, messages=user("one"))
+    [record] = [r for r in caplog.records if "could not look up" in r.getMessage()]
+    assert record.levelno == logging.DEBUG
+    assert record.getMessage().endswith("HTTPStatusError 500")
+    assert "pw-secret" not in caplog.text
