@@ -13,7 +13,15 @@ Without changing the app: ``mlflow-ollama run python app.py``; in a notebook: ``
 
 from __future__ import annotations
 
-from mlflow_ollama._config import AUTOLOG_ENV, LOG_CONTENT_ENV, LOG_EMBEDDINGS_ENV, SILENT_ENV, STRICT_ENV, settings
+from mlflow_ollama._config import (
+    AUTOLOG_ENV,
+    LOG_CONTENT_ENV,
+    LOG_EMBEDDINGS_ENV,
+    MODEL_DETAILS_ENV,
+    SILENT_ENV,
+    STRICT_ENV,
+    settings,
+)
 from mlflow_ollama.activation._ipython import load_ipython_extension, unload_ipython_extension
 
 __all__ = [
@@ -21,6 +29,7 @@ __all__ = [
     "AUTOLOG_ENV",
     "LOG_CONTENT_ENV",
     "LOG_EMBEDDINGS_ENV",
+    "MODEL_DETAILS_ENV",
     "SILENT_ENV",
     "STRICT_ENV",
     "autolog",
@@ -36,6 +45,7 @@ def autolog(
     silent: bool = False,
     log_embeddings: bool = False,
     log_content: bool = True,
+    model_details: bool = False,
 ) -> None:
     """Trace every Ollama inference call as an MLflow span.
 
@@ -74,6 +84,13 @@ def autolog(
             embedding input or image reaches a trace; model, token counts, durations, tool names,
             span structure and error types stay. ``MLFLOW_OLLAMA_LOG_CONTENT=false`` does the same
             from the next call on, read on every call like ``MLFLOW_OLLAMA_AUTOLOG``.
+        model_details: If True, each inference span also records its model's details: family,
+            parameter size, quantization, trained context length (``ollama.model.*``), the loaded
+            model's digest and share in GPU memory, and, when the request sets no ``num_ctx``, the
+            context length it runs with. They are looked up from the server (``/api/show``,
+            ``/api/ps``) at the span's end and cached; a failed lookup leaves them out. Off by
+            default: then no such request is made. ``MLFLOW_OLLAMA_MODEL_DETAILS=true`` switches
+            them on too, read on every call.
     """
     # Imported here, not with the package: wrapt and importlib.metadata take ~0.08 s, which the
     # command line (mlflow-ollama run, before it execs the app) has no use for.
@@ -82,6 +99,7 @@ def autolog(
     settings.silent = silent
     settings.log_embeddings = log_embeddings
     settings.log_content = log_content
+    settings.model_details = model_details
     if disable or not log_traces:
         revert()
         return

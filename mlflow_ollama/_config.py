@@ -16,10 +16,12 @@ __all__ = [
     "LOG_CONTENT_ENV",
     "LOAD_THRESHOLD_ENV",
     "LOG_EMBEDDINGS_ENV",
+    "MODEL_DETAILS_ENV",
     "SILENT_ENV",
     "STRICT_ENV",
     "Settings",
     "content_enabled",
+    "details_enabled",
     "env_flag",
     "load_threshold_ns",
     "meaning",
@@ -52,6 +54,11 @@ LOAD_THRESHOLD_ENV = "MLFLOW_OLLAMA_LOAD_THRESHOLD_MS"
 
 DEFAULT_LOAD_THRESHOLD_MS = 250.0
 
+MODEL_DETAILS_ENV = "MLFLOW_OLLAMA_MODEL_DETAILS"
+"""``true`` adds the model's details to each inference span (family, size, quantization, trained
+context length, digest, GPU share), looked up from the server's ``/api/show`` and ``/api/ps`` and
+cached. Off by default; read on every call, and on when it or ``autolog(model_details=True)`` says so."""
+
 STRICT_ENV = "MLFLOW_OLLAMA_STRICT"
 """``true`` makes internal failures raise instead of being logged. For this project's own tests."""
 
@@ -75,6 +82,9 @@ class Settings:
 
     log_content: bool = True
     """``autolog(log_content=False)``: no prompt, message or response text in traces."""
+
+    model_details: bool = False
+    """``autolog(model_details=True)``: look up and record the model's details (``_model_details``)."""
 
 
 settings = Settings()
@@ -115,6 +125,7 @@ _DATA: dict[Any, Any] = _RAW_DATA if _RAW_DATA is not None else {}  # never read
 _encode_key = getattr(_ENVIRON, "encodekey", lambda name: name)
 _AUTOLOG_KEY = _encode_key(AUTOLOG_ENV)
 _LOG_CONTENT_KEY = _encode_key(LOG_CONTENT_ENV)
+_MODEL_DETAILS_KEY = _encode_key(MODEL_DETAILS_ENV)
 _AUTOLOG_MEANINGS = _meanings.setdefault(AUTOLOG_ENV, {})
 
 
@@ -154,6 +165,26 @@ def content_enabled() -> bool:
         return False
     raw = _raw(LOG_CONTENT_ENV, _LOG_CONTENT_KEY)
     return True if raw is None else _meaning(LOG_CONTENT_ENV, raw, "Content logging")
+
+
+def details_enabled() -> bool:
+    """Whether the call being traced now records its model's details: ``autolog(model_details=True)``
+    or ``MLFLOW_OLLAMA_MODEL_DETAILS`` true. Off by default, so an invalid value counts as off
+    (warned about once): the switch that costs requests is only on when asked for."""
+    if settings.model_details:
+        return True
+    raw = _raw(MODEL_DETAILS_ENV, _MODEL_DETAILS_KEY)
+    if raw is None:
+        return False
+    known = _meanings.setdefault(MODEL_DETAILS_ENV, {})
+    cached = known.get(raw)
+    if cached is None:
+        text = os.fsdecode(raw) if isinstance(raw, bytes) else str(raw)
+        value = meaning(text)
+        if value is None and text.strip():
+            warn(f"Ignoring {MODEL_DETAILS_ENV}={text!r}: accepted values are {ACCEPTED}. Model details stay off.")
+        cached = known[raw] = bool(value)
+    return cached
 
 
 def meaning(raw: str | None) -> bool | None:

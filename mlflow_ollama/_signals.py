@@ -107,13 +107,17 @@ def model_load(response: Any, threshold_ns: int) -> bool | None:
     return load >= threshold_ns
 
 
-def context_signals(inputs: Mapping[str, Any], response: Any) -> dict[str, Any]:
+def context_signals(inputs: Mapping[str, Any], response: Any, running_num_ctx: int | None = None) -> dict[str, Any]:
     """The context length the call asked for, and the fraction of it the prompt and the output filled.
 
-    Only from the request's own ``options.num_ctx``: without it the server's default applies,
-    which depends on the server's version, its settings and (from 0.15.5) its GPU memory.
+    From the request's own ``options.num_ctx``: without it the server's default applies, which
+    depends on the server's version, its settings and (from 0.15.5) its GPU memory, so only the
+    server can tell it: ``running_num_ctx``, the loaded model's ``/api/ps`` ``context_length``
+    (with model details on; ``_model_details``), is used then.
     """
     num_ctx = load_options(inputs).get("num_ctx")
+    if not isinstance(num_ctx, int) or isinstance(num_ctx, bool) or num_ctx <= 0:
+        num_ctx = running_num_ctx
     if not isinstance(num_ctx, int) or isinstance(num_ctx, bool) or num_ctx <= 0:
         return {}
     signals: dict[str, Any] = {NUM_CTX: num_ctx}

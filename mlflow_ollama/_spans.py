@@ -15,8 +15,9 @@ from mlflow.entities import LiveSpan, NoOpSpan, SpanEvent, SpanType
 
 from mlflow_ollama import _frameworks, _previews
 from mlflow_ollama import _mapping as m
+from mlflow_ollama import _model_details as md
 from mlflow_ollama import _signals as signals
-from mlflow_ollama._config import content_enabled, load_threshold_ns, settings
+from mlflow_ollama._config import content_enabled, details_enabled, load_threshold_ns, settings
 from mlflow_ollama._model_loads import Visit, history
 
 _Attachment: Any
@@ -163,10 +164,16 @@ def _host(instance: Any) -> str | None:
 class TracedCall:
     """The span of one Ollama call, with what is needed to close it."""
 
-    __slots__ = ("endpoint", "inputs", "log_content", "span", "visit")
+    __slots__ = ("details", "endpoint", "inputs", "log_content", "span", "visit")
 
     def __init__(
-        self, endpoint: Endpoint, span: LiveSpan, inputs: dict[str, Any], log_content: bool, visit: Visit | None = None
+        self,
+        endpoint: Endpoint,
+        span: LiveSpan,
+        inputs: dict[str, Any],
+        log_content: bool,
+        visit: Visit | None = None,
+        details: md.Lookup | None = None,
     ) -> None:
         self.endpoint = endpoint
         self.span = span
@@ -174,6 +181,8 @@ class TracedCall:
         self.log_content = log_content
         self.visit = visit
         """This call's view of its model's earlier calls, which explains a load (``_model_loads``)."""
+        self.details = details
+        """Where to look up the model's details, when they are switched on (``_model_details``)."""
 
     def _request_messages(self) -> list[dict[str, Any]]:
         messages = self.inputs.get("messages")
@@ -302,14 +311,19 @@ class TracedCall:
         return attributes
 
     def _signals(self, response: Any) -> dict[str, Any]:
-        """Whether the call waited for a model load and why, its context's fill, a cut prompt, queueing."""
+        """Whether the call waited for a model load and why, its context's fill, a cut prompt, queueing;
+        with model details on, the model's details too (looked up, or cached, now)."""
         found: dict[str, Any] = {}
         load = signals.model_load(response, load_threshold_ns())
         if load is not None:
             found[signals.MODEL_LOAD] = load
             if load and self.visit is not None:
                 found[signals.MODEL_LOAD_REASON] = self.visit.reason()
-        found.update(signals.context_signals(self.inputs, response))
+        running_num_ctx = None
+        if self.details is not None:
+            details, running_num_ctx = md.details.attributes(self.details, loaded=bool(load))
+            found.update(details)
+        found.update(signals.context_signals(self.inputs, response, running_num_ctx))
         truncated = signals.prompt_truncated(self.endpoint.method, self.inputs, response)
         if truncated is not None:
             found[signals.PROMPT_TRUNCATED] = truncated
@@ -367,6 +381,7 @@ def start(endpoint: Endpoint, instance: Any, arguments: dict[str, Any]) -> Trace
         attributes[m.TOOLS] = tools
     if host:
         attributes["ollama.host"] = host
+    details = md.Lookup.of(instance, host, model) if endpoint.loads_model and details_enabled() else None
     # Inputs and attributes are set here rather than passed to start_span_no_context: when setting
     # them fails there, MLflow swaps in a no-op span and leaves the real one open for good.
     # The current span is the parent, unless the framework making this call keeps its own span
@@ -377,7 +392,7 @@ def start(endpoint: Endpoint, instance: Any, arguments: dict[str, Any]) -> Trace
         return None
     # Noted once the span exists, so that every begun visit is ended with it (TracedCall._end).
     visit = history.begin(key, load_options, keep_alive) if key is not None and endpoint.loads_model else None
-    call = TracedCall(endpoint, span, inputs, log_content, visit)
+    call = TracedCall(endpoint, span, inputs, log_content, visit, details)
     try:
         if attachments:
             span.set_inputs(inputs)  # MLflow stores the images and puts references in their place

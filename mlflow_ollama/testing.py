@@ -15,7 +15,9 @@ bodies, mid-stream error lines and dropped connections, as the real server does.
 By default a small deterministic "toy model" answers: it calls the first tool offered to it, reads
 tool results back, thinks when asked to, and counts words as tokens. Tests script exact replies
 with :meth:`OllamaDouble.enqueue`. A model whose name starts with ``missing`` gives the real
-server's 404.
+server's 404. ``/api/ps`` lists the models the double's scheduler has loaded, placed in GPU memory
+as :attr:`OllamaDouble.gpu_fraction` says; :attr:`OllamaDouble.errors` makes a path answer an
+HTTP error.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import time
 from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -204,14 +207,29 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
         self.wfile.flush()
 
+    def _scripted_error(self) -> bool:
+        """Answer with the status :attr:`OllamaDouble.errors` sets for this path, if it sets one."""
+        status = self.server.double.errors.get(self.path)
+        if status is None:
+            return False
+        self._send_json({"error": f"scripted error for {self.path}"}, status)
+        return True
+
     def do_GET(self) -> None:
         self.server.record(self, None)
+        if self._scripted_error():
+            return
         if self.path == "/api/version":
             self._send_json({"version": "0.12.6"})
         elif self.path == "/api/tags":
             self._send_json({"models": [_listed(name) for name in self.server.double.models]})
         elif self.path == "/api/ps":
-            self._send_json({"models": []})
+            double = self.server.double
+            models = [
+                _running(name, num_ctx, expiry, double.gpu_fraction)
+                for name, num_ctx, expiry in double.scheduler.running()
+            ]
+            self._send_json({"models": models})
         elif self.path == "/":
             self.send_response(200)
             self.send_header("Content-Length", "17")
@@ -223,6 +241,8 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         body = self._read_body()
         self.server.record(self, body)
+        if self._scripted_error():
+            return
         if not isinstance(body, dict):
             self._send_json({"error": "missing request body"}, 400)
             return
@@ -327,7 +347,12 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(b"0\r\n\r\n")
 
     def _show(self, body: dict[str, Any]) -> None:
-        self._send_json({"modelfile": "", "parameters": "", "template": "", "details": {}, "model_info": {}})
+        details = {"parent_model": "", "families": ["llama"], **_DETAILS}
+        model_info = {"general.architecture": "llama", "general.parameter_count": 3_212_749_888}
+        model_info["llama.context_length"] = 131_072
+        self._send_json(
+            {"modelfile": "", "parameters": "", "template": "", "details": details, "model_info": model_info}
+        )
 
 
 def _from_openai(body: dict[str, Any]) -> dict[str, Any]:
@@ -376,15 +401,39 @@ def _openai_completion(model: str, reply: Reply) -> dict[str, Any]:
     }
 
 
+_DETAILS = {"format": "gguf", "family": "llama", "parameter_size": "3.2B", "quantization_level": "Q4_K_M"}
+_SIZE = 2_019_393_189
+_LOADED_SIZE = 3_214_867_456  # in memory: the weights plus the KV cache and the compute graph
+
+
 def _listed(name: str) -> dict[str, Any]:
     """A model as ``/api/tags`` lists it."""
     return {
         "name": name,
         "model": name,
         "modified_at": _CREATED_AT,
-        "size": 2_019_393_189,
+        "size": _SIZE,
         "digest": hashlib.sha256(name.encode()).hexdigest(),
-        "details": {"format": "gguf", "family": "llama", "parameter_size": "3.2B", "quantization_level": "Q4_K_M"},
+        "details": dict(_DETAILS),
+    }
+
+
+def _running(name: str, num_ctx: int, expiry: float, gpu_fraction: float) -> dict[str, Any]:
+    """A loaded model as ``/api/ps`` lists it (server 0.10+, with ``context_length``)."""
+    if expiry == float("inf"):
+        expires_at = "2318-09-26T04:33:09.000000Z"  # what the real server shows for keep_alive -1
+    else:
+        when = datetime.now(timezone.utc) + timedelta(seconds=expiry - time.monotonic())
+        expires_at = when.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return {
+        "name": name,
+        "model": name,
+        "size": _LOADED_SIZE,
+        "digest": hashlib.sha256(name.encode()).hexdigest(),
+        "details": {"parent_model": "", "families": ["llama"], **_DETAILS},
+        "expires_at": expires_at,
+        "size_vram": round(_LOADED_SIZE * min(1.0, max(0.0, gpu_fraction))),
+        "context_length": num_ctx,
     }
 
 
@@ -533,9 +582,17 @@ class Scheduler:
 
     def loaded(self) -> list[str]:
         """The models loaded now, as ``/api/ps`` lists them."""
+        return [name for name, _, _ in self.running()]
+
+    def running(self) -> list[tuple[str, int, float]]:
+        """The models loaded now: name, the runner's ``num_ctx`` and expiry (``time.monotonic()``)."""
         now = time.monotonic()
         with self._lock:
-            return [name for name, (_, expiry) in self._loaded.items() if expiry > now]
+            return [
+                (name, int(runner["num_ctx"]), expiry)
+                for name, (runner, expiry) in self._loaded.items()
+                if expiry > now
+            ]
 
 
 class _Server(ThreadingHTTPServer):
@@ -575,10 +632,18 @@ class OllamaDouble:
         port: The port to listen on; 0 picks a free one.
         models: The models ``/api/tags`` lists (``ollama.list()``); none by default. Any model name
             is answered all the same.
+        gpu_fraction: The share of each loaded model in GPU memory (:attr:`gpu_fraction`).
     """
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, models: Sequence[str] = ()) -> None:
+    def __init__(
+        self, host: str = "127.0.0.1", port: int = 0, models: Sequence[str] = (), gpu_fraction: float = 1.0
+    ) -> None:
         self._address = (host, port)
+        self.gpu_fraction = gpu_fraction
+        """The share of each loaded model in GPU memory, as ``/api/ps`` reports it (``size_vram /
+        size``): 1.0 all on the GPU, 0.0 on the CPU only, between: split. Settable at any time."""
+        self.errors: dict[str, int] = {}
+        """Paths to answer with an HTTP error status instead, e.g. ``{"/api/show": 500}``."""
         self.models = list(models)
         """The models ``/api/tags`` lists."""
         self._server: _Server | None = None

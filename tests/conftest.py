@@ -35,7 +35,7 @@ import mlflow  # noqa: E402
 import pytest  # noqa: E402
 
 import mlflow_ollama  # noqa: E402
-from mlflow_ollama import _model_loads  # noqa: E402
+from mlflow_ollama import _model_details, _model_loads  # noqa: E402
 from mlflow_ollama.testing import OllamaDouble  # noqa: E402
 
 
@@ -58,6 +58,9 @@ def _clean_state(server: OllamaDouble) -> Iterator[None]:
     # No model loaded on the double, none remembered by the plugin: each test's first call loads.
     server.scheduler.unload_all()
     _model_loads.history.clear()
+    _model_details.details.clear()
+    server.gpu_fraction = 1.0
+    server.errors.clear()
     # Artifacts in the temp store too: MLflow before 3.4 otherwise writes trace files to ./mlruns.
     name = f"test-{uuid.uuid4().hex}"
     mlflow.set_experiment(experiment_id=mlflow.create_experiment(name, artifact_location=(_STORE / name).as_uri()))

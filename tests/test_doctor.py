@@ -15,7 +15,7 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from mlflow_ollama.activation.doctor import DOCTOR_PROMPT, Doctor, Finding
+from mlflow_ollama.activation.doctor import DOCTOR_PROMPT, Doctor, Finding, processor
 from mlflow_ollama.testing import Failure, OllamaDouble
 
 
@@ -63,9 +63,12 @@ def test_all_well_every_check_passes_and_the_traced_call_is_in_the_store(
         ("tracking URI", "ok"),
         ("experiment", "ok"),
         ("Ollama server", "ok"),
+        ("loaded models", "ok"),
         ("traced call", "ok"),
     ]
     assert "llama3.2:latest" in only(doctor, "Ollama server").finding
+    assert "(Ollama 0.12.6)" in only(doctor, "Ollama server").finding  # GET /api/version
+    assert only(doctor, "loaded models").finding.startswith("none loaded now")
     trace_id = only(doctor, "traced call").finding.split(" recorded as ")[1].split()[0]
     trace = mlflow.get_trace(trace_id)
     assert trace is not None
@@ -90,7 +93,8 @@ def test_autolog_switched_off_fails_and_the_call_shows_no_trace(
     call = only(doctor, "traced call")
     assert call.status == "fail"
     assert "worked, but made no trace (MLFLOW_OLLAMA_AUTOLOG is off)" in call.finding
-    assert [r.path for r in ollama_host.requests[sent:]] == ["/api/tags", "/api/chat"]  # the call was made
+    paths = [r.path for r in ollama_host.requests[sent:]]
+    assert paths == ["/api/tags", "/api/version", "/api/ps", "/api/chat"]  # the call was made
     out = capsys.readouterr().out
     assert "[FAIL] switches: MLFLOW_OLLAMA_AUTOLOG='false' turns tracing off\n       fix: unset" in out
     assert "2 problem(s) found" in out
@@ -245,6 +249,54 @@ def test_a_server_without_models_fails_but_with_the_double_only_warns_and_the_ca
     call = only(doctor, "traced call")
     assert call.status == "ok"
     assert "ollama.chat to llama3.2 at the loopback double recorded as tr-" in call.finding
+
+
+def test_the_loaded_models_their_context_and_where_they_run(ollama_host: OllamaDouble) -> None:
+    import ollama
+
+    ollama.Client(host=ollama_host.url).chat(model="llama3.2", messages=[{"role": "user", "content": "hi"}])
+    ollama.Client(host=ollama_host.url).chat(model="qwen3", messages=[], options={"num_ctx": 8192})
+    loaded = only(checks(Doctor(), "ollama"), "loaded models")
+    assert (loaded.status, loaded.fix) == ("ok", "")
+    assert loaded.finding == "llama3.2:latest (context 4096, 100% GPU); qwen3:latest (context 8192, 100% GPU)"
+
+
+@pytest.mark.parametrize(("fraction", "where"), [(0.5, "50%/50% CPU/GPU"), (0.0, "100% CPU")])
+def test_a_model_on_the_cpu_is_warned_about(fraction: float, where: str, ollama_host: OllamaDouble) -> None:
+    import ollama
+
+    ollama_host.gpu_fraction = fraction
+    ollama.Client(host=ollama_host.url).chat(model="llama3.2", messages=[{"role": "user", "content": "hi"}])
+    doctor = checks(Doctor(), "ollama")
+    loaded = only(doctor, "loaded models")
+    assert loaded.status == "warn"
+    assert loaded.finding.startswith(f"llama3.2:latest (context 4096, {where}). Running on the CPU")
+    assert "ollama stop" in loaded.fix
+    assert only(doctor, "Ollama server").status == "ok"
+
+
+def test_a_server_that_does_not_say_what_is_loaded(ollama_host: OllamaDouble) -> None:
+    ollama_host.errors["/api/ps"] = 500
+    ollama_host.errors["/api/version"] = 404
+    doctor = checks(Doctor(), "ollama")
+    assert only(doctor, "loaded models").status == "skip"
+    assert "(Ollama" not in only(doctor, "Ollama server").finding
+    assert only(doctor, "Ollama server").status == "ok"
+
+
+@pytest.mark.parametrize(
+    ("size", "size_vram", "where"),
+    [
+        (1000, 1000, "100% GPU"),
+        (1000, 0, "100% CPU"),
+        (1000, 520, "48%/52% CPU/GPU"),  # as ollama ps prints a split
+        (1000, None, None),
+        (0, 0, None),
+        (1000, 1001, None),
+    ],
+)
+def test_where_a_model_runs(size: object, size_vram: object, where: str | None) -> None:
+    assert processor(size, size_vram) == where
 
 
 def test_an_embedding_only_model_is_called_with_embed(ollama_host: OllamaDouble) -> None:

@@ -157,12 +157,13 @@ def test_flags_become_the_variables_children_read() -> None:
         "MLFLOW_OLLAMA_LOG_EMBEDDINGS",
         "MLFLOW_OLLAMA_SILENT",
         "MLFLOW_OLLAMA_AUTOLOG",
+        "MLFLOW_OLLAMA_MODEL_DETAILS",
     )
     code = f"import os; print([os.environ.get(n) for n in {names!r}])"
-    done = launch("--no-log-content", "--log-embeddings", "--silent", PYTHON, "-c", code)
-    assert done.stdout.strip() == "['false', 'true', 'true', None]"
+    done = launch("--no-log-content", "--log-embeddings", "--silent", "--model-details", PYTHON, "-c", code)
+    assert done.stdout.strip() == "['false', 'true', 'true', None, 'true']"
     done = launch("--", PYTHON, "-c", code, env={"MLFLOW_OLLAMA_LOG_CONTENT": "false"})
-    assert done.stdout.strip() == "['false', None, None, None]"  # no flag: the environment as it was
+    assert done.stdout.strip() == "['false', None, None, None, None]"  # no flag: the environment as it was
 
 
 def test_a_python_without_mlflow_ollama_runs_untraced_and_says_so(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from mlflow_ollama._config import AUTOLOG_ENV, LOG_CONTENT_ENV, LOG_EMBEDDINGS_ENV, SILENT_ENV
+from mlflow_ollama._config import AUTOLOG_ENV, LOG_CONTENT_ENV, LOG_EMBEDDINGS_ENV, MODEL_DETAILS_ENV, SILENT_ENV
 
 __all__ = ["build_parser", "main", "run_settings"]
 
@@ -63,6 +63,13 @@ def build_parser(prog: str = "mlflow-ollama") -> argparse.ArgumentParser:
         help=f"record embedding vectors, not just their count and size: sets {LOG_EMBEDDINGS_ENV}",
     )
     run.add_argument(
+        "--model-details",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="record each model's family, size, quantization, digest and GPU share, looked up from the "
+        f"server and cached: sets {MODEL_DETAILS_ENV}",
+    )
+    run.add_argument(
         "--silent",
         action=argparse.BooleanOptionalAction,
         default=None,
@@ -106,6 +113,7 @@ def run_settings(options: argparse.Namespace) -> dict[str, str]:
     for name, value in (
         (LOG_CONTENT_ENV, options.log_content),
         (LOG_EMBEDDINGS_ENV, options.log_embeddings),
+        (MODEL_DETAILS_ENV, options.model_details),
         (SILENT_ENV, options.silent),
     ):
         if value is not None:

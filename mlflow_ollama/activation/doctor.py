@@ -2,8 +2,10 @@
 
 In order: the installed versions (a mixed MLflow install among them), the switches that turn
 tracing off (ours and MLflow's), the tracking URI and whether it answers, the experiment, the
-Ollama server at ``OLLAMA_HOST``, and one real traced call, read back from the store. The checks
-read the same environment your app would, in this process: run the doctor where you run the app.
+Ollama server at ``OLLAMA_HOST`` (its version, and the models it has loaded: context length, and
+whether they run on the GPU, the CPU or split, as ``ollama ps`` shows), and one real traced call,
+read back from the store. The checks read the same environment your app would, in this process:
+run the doctor where you run the app.
 
 The exit status is 1 when a check failed, else 0. Warnings do not fail: they name settings that
 send traces somewhere you may not be looking.
@@ -31,7 +33,7 @@ from mlflow_ollama._config import ACCEPTED, AUTOLOG_ENV, LOG_CONTENT_ENV, meanin
 from mlflow_ollama._safety import redact_url
 from mlflow_ollama.activation import _experiment
 
-__all__ = ["Doctor", "Finding", "main"]
+__all__ = ["Doctor", "Finding", "main", "processor"]
 
 Status = Literal["ok", "warn", "fail", "skip"]
 _LABELS: dict[Status, str] = {"ok": "[ok]  ", "warn": "[WARN]", "fail": "[FAIL]", "skip": "[skip]"}
@@ -357,7 +359,45 @@ class Doctor:
             )
             return
         shown = ", ".join(self._models[:5]) + (f" and {len(self._models) - 5} more" if len(self._models) > 5 else "")
-        self.add("Ollama server", "ok", f"{host} ({source}) answers; models: {shown}")
+        version = _server_json(client, "/api/version")
+        number = version.get("version") if isinstance(version, dict) else None
+        said = f" (Ollama {number})" if isinstance(number, str) and number else ""
+        self.add("Ollama server", "ok", f"{host} ({source}) answers{said}; models: {shown}")
+        self._loaded_models(client)
+
+    def _loaded_models(self, client: Any) -> None:
+        """The models the server has loaded now, with their context length and where they run, as ``ollama ps``."""
+        check = "loaded models"
+        answer = _server_json(client, "/api/ps")
+        models = answer.get("models") if isinstance(answer, dict) else None
+        if not isinstance(models, list):
+            self.add(check, "skip", "the server did not say which models it has loaded (/api/ps)")
+            return
+        if not models:
+            self.add(check, "ok", "none loaded now (a model loads on its first call)")
+            return
+        described, on_cpu = [], []
+        for model in models:
+            if not isinstance(model, dict):
+                continue
+            name = str(model.get("name") or model.get("model") or "?")
+            where = processor(model.get("size"), model.get("size_vram"))
+            context = model.get("context_length")
+            parts = [f"context {context}" if isinstance(context, int) and context > 0 else "", where or ""]
+            described.append(f"{name} ({', '.join(p for p in parts if p) or 'no details'})")
+            if where is not None and where != "100% GPU":
+                on_cpu.append(f"{name} ({where})")
+        shown = "; ".join(described)
+        if on_cpu:
+            self.add(
+                check,
+                "warn",
+                f"{shown}. Running on the CPU, wholly or in part, is slow: {', '.join(on_cpu)}",
+                "free GPU memory (unload other models: ollama stop NAME), or use a smaller model, quantization "
+                "or num_ctx; with no GPU, this is expected",
+            )
+        else:
+            self.add(check, "ok", shown)
 
     # -- one traced call ------------------------------------------------------------------------
 
@@ -571,6 +611,30 @@ def _host(client: Any) -> str:
     """``scheme://host:port`` of an ``ollama.Client``, never userinfo."""
     url = getattr(getattr(client, "_client", None), "base_url", None)
     return redact_url(str(url)).rstrip("/") if url is not None else "<unknown>"
+
+
+def processor(size: Any, size_vram: Any) -> str | None:
+    """Where a loaded model runs, as ``ollama ps`` prints it: ``100% GPU``, ``100% CPU`` or ``48%/52% CPU/GPU``."""
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (size, size_vram)):
+        return None
+    if size <= 0 or not 0 <= size_vram <= size:
+        return None
+    if size_vram == 0:
+        return "100% CPU"
+    if size_vram == size:
+        return "100% GPU"
+    gpu = round(100 * size_vram / size)
+    return f"{100 - gpu}%/{gpu}% CPU/GPU"
+
+
+def _server_json(client: Any, path: str) -> Any:
+    """The server's JSON answer to GET ``path``, through the client's connection and headers; None on failure."""
+    try:
+        response = client._client.get(path)
+        response.raise_for_status()
+        return response.json()
+    except Exception:
+        return None
 
 
 def _reason(exc: BaseException) -> str:
