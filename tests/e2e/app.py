@@ -133,6 +133,13 @@ def generate() -> None:
     ollama.Client(host=HOST).generate(model=MODEL, prompt="Write a haiku about logs.", system="Be brief.")
 
 
+def long_prompt() -> None:
+    # A prompt longer than the small context it asks for: the model reloads for the new num_ctx,
+    # and the server cuts the prompt.
+    prompt = "Summarise these notes: " + " ".join(f"note{i}" for i in range(200))
+    ollama.Client(host=HOST).generate(model=MODEL, prompt=prompt, options={"num_ctx": 128})
+
+
 def embed() -> None:
     ollama.Client(host=HOST).embed(model="all-minilm", input=["first text", "second text"])
 
@@ -147,6 +154,7 @@ SCENARIOS: dict[str, Callable[[], None]] = {
     "session": session,
     "generate": generate,
     "embed": embed,
+    "long_prompt": long_prompt,
 }
 
 

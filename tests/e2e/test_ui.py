@@ -69,7 +69,7 @@ def traces(mlflow_server: MlflowServer, server: OllamaDouble) -> dict[str, Any]:
     """The app's tool loop and streamed chat, sent to the server; and a chat made with content off."""
     experiment = mlflow_server.new_experiment()
     env = {"MLFLOW_TRACKING_URI": mlflow_server.url, "APP_EXPERIMENT_ID": experiment}
-    run = run_app(server, env, ["tool_loop", "chat_stream"])
+    run = run_app(server, env, ["tool_loop", "chat_stream", "long_prompt"])
     hidden = run_app(server, {**env, "MLFLOW_OLLAMA_LOG_CONTENT": "false"}, ["chat"])
     ids = {**run.trace_ids, "chat_content_off": hidden.trace_ids["chat"]}
     return {name: mlflow_server.client.get_trace(trace_id) for name, trace_id in ids.items()}
@@ -184,6 +184,25 @@ def test_ui_with_content_off_shows_metadata_but_no_text(
     assert f"{_tokens(span)} tokens" in text
     assert "sky" not in text
     assert "Answer in one line" not in text
+
+
+def test_ui_span_attributes_show_the_load_and_the_cut_prompt(
+    page: Any, mlflow_server: MlflowServer, traces: dict[str, Any]
+) -> None:
+    """docs/signals.md: a reload for a new num_ctx and a cut prompt, read in the span's Attributes tab."""
+    trace = traces["long_prompt"]
+    open_trace(page, mlflow_server, trace)
+    page.get_by_text("Attributes", exact=True).first.click()
+    text = wait_shows(page, "ollama.model_load.reason")
+    for key, value in (
+        ("ollama.model_load", "true"),
+        ("ollama.model_load.reason", "options_changed"),
+        ("ollama.context.num_ctx", "128"),
+        ("ollama.context.prompt_truncated", "true"),
+    ):
+        assert re.search(rf"{re.escape(key)}\s*\n?\s*\"?{re.escape(value)}\"?\s*\n", text), (key, value, text)
+    assert "ollama.context.used_fraction" in text
+    screenshot(page, "ui-signals.png")
 
 
 @pytest.fixture(scope="module")
