@@ -126,6 +126,7 @@ _encode_key = getattr(_ENVIRON, "encodekey", lambda name: name)
 _AUTOLOG_KEY = _encode_key(AUTOLOG_ENV)
 _LOG_CONTENT_KEY = _encode_key(LOG_CONTENT_ENV)
 _MODEL_DETAILS_KEY = _encode_key(MODEL_DETAILS_ENV)
+_LOAD_THRESHOLD_KEY = _encode_key(LOAD_THRESHOLD_ENV)
 _AUTOLOG_MEANINGS = _meanings.setdefault(AUTOLOG_ENV, {})
 
 
@@ -209,23 +210,27 @@ def switched_off() -> bool:
 
 def load_threshold_ns() -> int:
     """``MLFLOW_OLLAMA_LOAD_THRESHOLD_MS`` in nanoseconds (250 ms when unset; an invalid value is warned about)."""
-    raw = os.environ.get(LOAD_THRESHOLD_ENV)
-    if raw is None or not raw.strip():
-        return int(DEFAULT_LOAD_THRESHOLD_MS * 1e6)
+    found = _raw(LOAD_THRESHOLD_ENV, _LOAD_THRESHOLD_KEY)
+    known = _thresholds.get(found)  # read on every call: each value is parsed (and warned about) once
+    if known is not None:
+        return known
+    raw = found.decode("utf-8", "replace") if isinstance(found, bytes) else found if isinstance(found, str) else None
+    value = _DEFAULT_THRESHOLD_NS
     try:
-        value = float(raw)
-        if value >= 0:
-            return int(value * 1e6)
+        if raw is not None and raw.strip() and float(raw) >= 0:
+            value = int(float(raw) * 1e6)
+        elif raw is not None and raw.strip():
+            raise ValueError(raw)
     except ValueError:
-        pass
-    if raw not in _warned_thresholds:
-        _warned_thresholds.add(raw)
         expected = f"expected milliseconds, 0 or more. Using {DEFAULT_LOAD_THRESHOLD_MS:g}."
         warn(f"Ignoring {LOAD_THRESHOLD_ENV}={raw!r}: {expected}")
-    return int(DEFAULT_LOAD_THRESHOLD_MS * 1e6)
+    if len(_thresholds) < 64:
+        _thresholds[found] = value
+    return value
 
 
-_warned_thresholds: set[str] = set()
+_DEFAULT_THRESHOLD_NS = int(DEFAULT_LOAD_THRESHOLD_MS * 1e6)
+_thresholds: dict[object, int] = {}
 
 
 def strict_mode() -> bool:

@@ -40,6 +40,9 @@ class _Model:
     keep_alive_s: float = DEFAULT_KEEP_ALIVE_S
     """The ``keep_alive`` of the call that ended last, in seconds (``inf``: kept loaded)."""
 
+    def copy(self) -> _Model:
+        return _Model(self.options, self.in_flight, self.ended, self.ended_at, self.keep_alive_s)
+
 
 @dataclass
 class Visit:
@@ -73,7 +76,7 @@ class _History:
         now = time.monotonic()
         with self._lock:
             model = self._models.get(key)
-            before = None if model is None else _Model(**vars(model))
+            before = None if model is None else model.copy()
             if model is None:
                 model = self._models[key] = _Model(options=options)
                 while len(self._models) > _MAX_MODELS:

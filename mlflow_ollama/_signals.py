@@ -153,11 +153,11 @@ def other_duration(response: Any) -> int | None:
 
     ``total_duration - load_duration - prompt_eval_duration - eval_duration``, when all four are known.
     """
-    values = [get_field(response, name) for name in ("total_duration", "load_duration", "prompt_eval_duration")]
-    values.append(get_field(response, "eval_duration"))
-    if not all(_count(v) for v in values):
+    total, load = get_field(response, "total_duration"), get_field(response, "load_duration")
+    prompt, output = get_field(response, "prompt_eval_duration"), get_field(response, "eval_duration")
+    if not (_count(total) and _count(load) and _count(prompt) and _count(output)):
         return None
-    rest = values[0] - sum(values[1:])
+    rest: int = total - load - prompt - output
     return rest if rest >= 0 else None
 
 
