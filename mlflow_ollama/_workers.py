@@ -12,7 +12,11 @@ traces in worker processes, and this module answers each:
 - **multiprocessing workers leave with ``os._exit``**, after multiprocessing's own finalizers but
   without ``atexit``: what is still queued is dropped. A finalizer flushes the export, bounded.
 - **``Pool.terminate()`` (the ``with Pool()`` form) sends SIGTERM**: a worker with SIGTERM's
-  default action now flushes, bounded, and then dies of SIGTERM as before.
+  default action now flushes, bounded, and then dies of SIGTERM as before. Python runs signal
+  handlers in the main thread only, and the kernel may hand the signal to another thread (MLflow's
+  export threads) while the main thread waits in C for the pool's queue lock, which the parent
+  holds once it terminates: the handler would then never run and the worker never die. A watcher
+  thread, woken through Python's signal wakeup fd, interrupts the main thread in that case.
 - **Celery's prefork pool processes** (billiard) leave with ``os._exit`` straight from the worker
   loop, without multiprocessing's finalizers; the one hook they run is Celery's
   ``worker_process_shutdown`` signal, which flushes. (Celery resets SIGTERM to its default action
@@ -94,8 +98,10 @@ def _after_fork_in_child() -> None:
     if not settings.active:
         return
     try:
-        global _guarded_pid
+        global _guarded_pid, _terminating
         _guarded_pid = 0
+        _terminating = False
+        _forget_inherited_watcher()
         for queue in _export_queues():
             _reset(queue)
         # A bare fork that leaves with sys.exit runs atexit: ours, registered last, runs first
@@ -125,8 +131,55 @@ def _guard_worker(util: Any) -> None:
         main_thread = threading.current_thread() is threading.main_thread()
         if main_thread and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
             signal.signal(signal.SIGTERM, _on_sigterm)
+            _watch_sigterm()
     except Exception as exc:
         report("guard a worker process's exit", exc)
+
+
+_terminating = False  # set when _on_sigterm starts: the main thread got there on its own
+_wakeup_pipe: tuple[int, int] | None = None  # (read, write): the signal wakeup fd the watcher reads
+
+
+def _watch_sigterm() -> None:
+    # Python's C-level handler writes each caught signal's number to the wakeup fd, whichever
+    # thread the kernel delivered it to; the watcher reads it and, if the main thread has not run
+    # _on_sigterm, sends SIGTERM to the main thread itself, which interrupts the wait it is blocked
+    # in (a lock, a socket). Only where no wakeup fd is set: an app's own (asyncio's) stays its own.
+    global _wakeup_pipe
+    if not hasattr(signal, "pthread_kill"):
+        return
+    reader, writer = os.pipe()
+    os.set_blocking(writer, False)
+    previous = signal.set_wakeup_fd(writer, warn_on_full_buffer=False)
+    if previous != -1:
+        signal.set_wakeup_fd(previous)
+        os.close(reader)
+        os.close(writer)
+        return
+    _wakeup_pipe = (reader, writer)
+    main = threading.main_thread().ident
+    threading.Thread(target=_watch, args=(reader, main), name="mlflow-ollama-sigterm-watch", daemon=True).start()
+
+
+def _watch(reader: int, main: int | None) -> None:
+    while caught := os.read(reader, 64):
+        if signal.SIGTERM in caught and not _terminating and main is not None:
+            signal.pthread_kill(main, signal.SIGTERM)
+
+
+def _forget_inherited_watcher() -> None:
+    # A worker's child inherits the worker's wakeup fd, but not the thread that read it: unset it,
+    # so that this process can have a watcher of its own.
+    global _wakeup_pipe
+    if _wakeup_pipe is None:
+        return
+    reader, writer = _wakeup_pipe
+    _wakeup_pipe = None
+    previous = signal.set_wakeup_fd(-1)
+    if previous != writer:
+        signal.set_wakeup_fd(previous)  # the child set its own since: keep it
+    os.close(reader)
+    os.close(writer)
 
 
 def _connect_celery() -> None:
@@ -149,8 +202,13 @@ def _on_celery_process_shutdown(**_kwargs: Any) -> None:
 
 def _on_sigterm(signum: int, _frame: Any) -> None:
     # Flush, bounded, then die of SIGTERM as the default action would have: same exit status.
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    # Runs once: the watcher's SIGTERM may arrive while this one flushes.
+    global _terminating
+    if _terminating:
+        return
+    _terminating = True
     _flush_at_exit("terminated")
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     os.kill(os.getpid(), signum)
 
 

@@ -16,7 +16,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from e2e.parts import run_workers_app
+from e2e.parts import count_stored, run_workers_app
 
 from mlflow_ollama._workers import EXIT_FLUSH_TIMEOUT_ENV, exit_flush_timeout
 from mlflow_ollama.testing import OllamaDouble
@@ -50,7 +50,7 @@ def test_forked_workers_traces_are_stored(server: OllamaDouble, store: Path, how
 
 _SIGNALS = textwrap.dedent(
     """
-    import multiprocessing, signal, sys
+    import multiprocessing, os, signal, sys
     import mlflow_ollama
 
     def report(_):
@@ -58,7 +58,7 @@ _SIGNALS = textwrap.dedent(
         return getattr(handler, "__module__", None) or str(handler)
 
     def own(signum, frame):
-        pass
+        os._exit(0)  # an app's handler that ends the process (one that ignores SIGTERM hangs terminate())
 
     if __name__ == "__main__":
         mlflow_ollama.autolog()
@@ -82,6 +82,54 @@ def test_sigterm_flush_only_replaces_the_default_action(parent: str, expected: s
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.strip().splitlines()[-1] == expected, done.stdout
+
+
+_BLOCKED_WORKER = textwrap.dedent(
+    """
+    import multiprocessing, os, signal, sys, threading, time
+    import mlflow, mlflow_ollama, ollama
+
+    def work(lock):
+        client = ollama.Client(host=os.environ["OLLAMA_HOST"])
+        client.chat(model="llama3.2", messages=[{"role": "user", "content": "hi"}])
+        # SIGTERM reaches another thread of the worker while the main thread waits in C for a
+        # lock (as a pool worker waits for the queue lock that terminate() holds): the kernel
+        # is free to pick any thread that does not block the signal, MLflow's export threads too.
+        def send():
+            time.sleep(0.5)
+            signal.pthread_kill(threading.get_ident(), signal.SIGTERM)
+        threading.Thread(target=send).start()
+        lock.acquire()
+
+    if __name__ == "__main__":
+        mlflow_ollama.autolog()
+        mlflow.set_experiment(os.environ["APP_EXPERIMENT_NAME"])
+        context = multiprocessing.get_context("fork")
+        lock = context.Lock()
+        lock.acquire()  # never released
+        worker = context.Process(target=work, args=(lock,))
+        worker.start()
+        worker.join(30)
+        print("hung" if worker.exitcode is None else worker.exitcode)
+        if worker.exitcode is None:
+            worker.kill()
+    """
+)
+
+
+@needs_fork
+@pytest.mark.forks
+def test_sigterm_to_another_thread_ends_a_blocked_worker(server: OllamaDouble, tmp_path: Path) -> None:
+    """The flush-then-die handler runs even when the kernel hands SIGTERM to a thread that is not the main one."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "OTEL_"))}
+    env.update(ASYNC, OLLAMA_HOST=server.url, MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    env["APP_EXPERIMENT_NAME"] = "blocked"
+    done = subprocess.run(
+        [sys.executable, "-c", _BLOCKED_WORKER], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip().splitlines()[-1] == "-15", done.stderr[-3000:]  # died of SIGTERM, as before
+    assert count_stored(tmp_path / "mlflow.db", "blocked") == 1
 
 
 @pytest.mark.parametrize(("raw", "seconds"), [(None, 10.0), ("", 10.0), ("2.5", 2.5), ("0", 0.0)])
