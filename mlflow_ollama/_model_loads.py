@@ -7,7 +7,8 @@ why; the calls this process made before it can tell. What happened outside this 
 app's calls, an eviction, a restart) cannot be seen: such a load is ``unexplained``.
 
 State is one small record per server and model, at most ``_MAX_MODELS`` of them (the least
-recently used go first), behind one lock: safe across threads and asyncio tasks.
+recently used go first), with its running calls (at most ``_MAX_RUNNING``), behind one lock: safe
+across threads and asyncio tasks.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ DEFAULT_KEEP_ALIVE_S = 300.0
 with ``OLLAMA_KEEP_ALIVE``, which a client cannot see."""
 
 _MAX_MODELS = 256
+_MAX_RUNNING = 256  # per model: a call whose span never ends (a stream left open) is forgotten
 
 
 @dataclass
@@ -34,17 +36,21 @@ class _Model:
     options: dict[str, Any]
     """The load-time options of the latest call begun (absent ones are the server's defaults)."""
     in_flight: int = 0
+    """In a snapshot: how many calls were running (the live record keeps them in ``running``)."""
     ended: bool = False
     """Whether any call has ended: a model some call is still waiting for may be loading for it."""
     ended_at: float = 0.0
     keep_alive_s: float = DEFAULT_KEEP_ALIVE_S
     """The ``keep_alive`` of the call that ended last, in seconds (``inf``: kept loaded)."""
+    running: list[Visit] = field(default_factory=list)
+    """The calls begun and not yet ended."""
 
     def copy(self) -> _Model:
-        return _Model(self.options, self.in_flight, self.ended, self.ended_at, self.keep_alive_s)
+        """A snapshot of what came before a call (without the running calls, which go on changing)."""
+        return _Model(self.options, len(self.running), self.ended, self.ended_at, self.keep_alive_s)
 
 
-@dataclass
+@dataclass(eq=False)  # a visit is itself: the running list finds it by identity
 class Visit:
     """One call's view of its model when it began, and what it asked for; ``reason()`` explains a load."""
 
@@ -53,11 +59,14 @@ class Visit:
     keep_alive_s: float | None
     started_at: float
     before: _Model | None = field(default=None)
+    overlapped_other_options: bool = False
+    """Whether a call to the same model with other load-time options ran at the same time as this one:
+    the server serves concurrent calls in an order of its own, so either may have reloaded the model."""
 
     def reason(self) -> str:
         """Why this call's model loaded, given that it did."""
         before = self.before
-        if before is not None and before.options != self.options:
+        if (before is not None and before.options != self.options) or self.overlapped_other_options:
             return s.OPTIONS_CHANGED
         if before is None or not before.ended:
             return s.FIRST_USE
@@ -84,8 +93,13 @@ class _History:
             else:
                 self._models.move_to_end(key)
                 model.options = options
-            model.in_flight += 1
-        return Visit(key, options, s.keep_alive_seconds(keep_alive), now, before)
+            visit = Visit(key, options, s.keep_alive_seconds(keep_alive), now, before)
+            for other in model.running:
+                if other.options != options:
+                    other.overlapped_other_options = visit.overlapped_other_options = True
+            model.running.append(visit)
+            del model.running[:-_MAX_RUNNING]
+        return visit
 
     def end(self, visit: Visit) -> None:
         """Note that the call ended, with or without an answer: the model's keep-alive runs from now."""
@@ -93,7 +107,8 @@ class _History:
             model = self._models.get(visit.key)
             if model is None:  # pushed out by newer models meanwhile
                 return
-            model.in_flight = max(0, model.in_flight - 1)
+            if visit in model.running:
+                model.running.remove(visit)
             model.ended = True
             model.ended_at = time.monotonic()
             model.keep_alive_s = DEFAULT_KEEP_ALIVE_S if visit.keep_alive_s is None else visit.keep_alive_s

@@ -275,7 +275,13 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json({"error": failure.message}, failure.status)
             return
         if reply.delay:
+            restarts = self.server.double.scheduler.restarts
             time.sleep(reply.delay)
+            if self.server.double.scheduler.restarts != restarts:
+                # Evicted meanwhile, as by a restart: the request dies with the old server (and a
+                # test's abandoned slow call does not load a model in the middle of the next test).
+                self.close_connection = True
+                return
         load_ns = self.server.double.scheduler.run(body)
         if reply.load_duration is not None:
             load_ns = reply.load_duration
@@ -558,6 +564,8 @@ class Scheduler:
         self._loaded: dict[str, tuple[dict[str, Any], float]] = {}  # model -> (runner options, expiry)
         self.loads = 0
         """How many loads the double has reported so far."""
+        self.restarts = 0
+        """How many times ``unload_all()`` evicted everything."""
 
     def run(self, body: dict[str, Any]) -> int:
         """Run a request on its model, loading it first if needed; returns the ``load_duration`` in ns."""
@@ -576,9 +584,10 @@ class Scheduler:
         return LOAD_NS if load else WARM_NS
 
     def unload_all(self) -> None:
-        """Forget every loaded model, as a server restart (or another app's models) would evict them."""
+        """Forget every loaded model, as a server restart would; a ``delay``-ed reply under way is dropped with it."""
         with self._lock:
             self._loaded.clear()
+            self.restarts += 1
 
     def loaded(self) -> list[str]:
         """The models loaded now, as ``/api/ps`` lists them."""

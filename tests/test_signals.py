@@ -164,6 +164,32 @@ def test_calls_begun_together_are_all_first_uses() -> None:
     assert [v.reason() for v in visits] == [s.FIRST_USE] * 3
 
 
+def test_calls_running_together_with_other_options_explain_each_others_loads() -> None:
+    """The server serves concurrent calls in an order of its own: either may have reloaded the model."""
+    history = _History()
+    history.end(history.begin(KEY, {}, None))
+    small = history.begin(KEY, {"num_ctx": 4096}, None)  # changed from the previous call's
+    large = history.begin(KEY, {"num_ctx": 8192}, None)
+    same = history.begin(KEY, {"num_ctx": 8192}, None)  # as the call just begun, but `small` runs too
+    later = history.begin(KEY, {"num_ctx": 4096}, None)  # begun while `small` still runs: its load
+    # may be the reload back from `large`'s options, which `small` overlapped
+    history.end(large)
+    history.end(same)
+    history.end(later)
+    assert [v.reason() for v in (small, large, same, later)] == [s.OPTIONS_CHANGED] * 4
+    history.end(small)
+    alone = history.begin(KEY, {"num_ctx": 4096}, None)  # nothing else running: none of them explains it
+    assert alone.reason() == s.UNEXPLAINED
+    history.end(alone)
+
+
+def test_running_calls_are_bounded() -> None:
+    history = _History()
+    for _ in range(1000):
+        history.begin(KEY, {}, None)  # never ended, as a stream left open
+    assert len(history._models[KEY].running) == 256
+
+
 def test_the_memory_is_bounded() -> None:
     history = _History()
     for i in range(1000):
