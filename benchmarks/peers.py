@@ -66,6 +66,7 @@ import sys
 import tempfile
 import threading
 import time
+import timeit
 from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -459,11 +460,15 @@ _CANNED = {
 }
 
 
-def stub_client() -> Any:
-    """An ``ollama.Client`` whose HTTP transport answers every request with ``_CANNED``: no server."""
+def stub_client(host: str = "http://127.0.0.1:11434") -> Any:
+    """An ``ollama.Client`` whose HTTP transport answers every request with ``_CANNED``: no server.
+
+    ``host`` is what the client reports as its server: model details look the model up there, with
+    their own HTTP client (once, then from their cache).
+    """
     import ollama
 
-    client = ollama.Client(host="http://127.0.0.1:11434")
+    client = ollama.Client(host=host)
     client._client = _StubHttp(client._client.base_url, _CANNED)
     return client
 
@@ -554,10 +559,14 @@ def micro(mode: str, rounds: int) -> None:
     from mlflow.entities import SpanType
 
     import mlflow_ollama
+    from mlflow_ollama import _signals as signals
     from mlflow_ollama import _spans
+    from mlflow_ollama._model_loads import history
+    from mlflow_ollama.testing import OllamaDouble
 
     mlflow.set_experiment(f"bench-micro-{mode}")
-    client = stub_client()
+    double = OllamaDouble().start()  # answers the model-details lookups only: the chats go to the stub
+    client = stub_client(double.url)
     original = vars(ollama.Client)["chat"]
 
     drain = _mlflow_drain
@@ -566,19 +575,30 @@ def micro(mode: str, rounds: int) -> None:
         return client.chat(model=MODEL, messages=SHORT)
 
     # What mlflow_ollama records for this call, captured once: the "same data, precomputed" variant.
-    captured: list[Any] = []
+    captured: list[_spans.TracedCall] = []
     end = _spans.TracedCall._end
 
     def capture(self: _spans.TracedCall, status: str | None = None) -> None:
-        captured.append(self.span)
+        captured.append(self)
         end(self, status)
 
     mlflow_ollama.autolog()
     _spans.TracedCall._end = capture  # type: ignore[method-assign]
-    call()
+    response = call()
     _spans.TracedCall._end = end  # type: ignore[method-assign]
     mlflow_ollama.revert()
-    recorded = captured[0]
+    traced = captured[0]
+    recorded = traced.span
+    key = signals.model_key(double.url, MODEL)
+    assert key is not None
+
+    def signals_alone() -> None:
+        # What the span does for the always-on local-model signals: note the call in the process's
+        # memory of its models when it starts, read the reply when it ends, end the visit.
+        traced.visit = history.begin(key, signals.load_options(traced.inputs), traced.inputs.get("keep_alive"))
+        traced._signals(response)
+        history.end(traced.visit)
+
     inputs, outputs = recorded.inputs, recorded.outputs
     attributes = {k: v for k, v in recorded.attributes.items() if k.startswith(_OUR_ATTRIBUTES)}
 
@@ -600,11 +620,15 @@ def micro(mode: str, rounds: int) -> None:
         "bare_span": (bare_span, sqlite),
         "span_same_data": (span_same_data, sqlite),
         "mlflow_ollama": (call, sqlite),
+        "mlflow_ollama_details": (call, sqlite),
     }
     results: dict[str, list[float]] = {k: [] for k in variants}
 
     def enter(variant: str) -> None:
-        if variant in ("disabled", "mlflow_ollama"):
+        if variant == "mlflow_ollama_details":
+            mlflow_ollama.autolog(model_details=True)
+            call()  # the lookups, made once: from now on, the cache
+        elif variant in ("disabled", "mlflow_ollama"):
             mlflow_ollama.autolog()
             os.environ["MLFLOW_OLLAMA_AUTOLOG"] = "false" if variant == "disabled" else "true"
         elif variant == "reverted":
@@ -641,6 +665,10 @@ def micro(mode: str, rounds: int) -> None:
             cheap[variant].append(statistics.median(_median_us(call, 400, None)))
             leave()
 
+    # The always-on signals alone, in blocks, as the span does them for this call.
+    signals_us = [timeit.timeit(signals_alone, number=20_000) / 20_000 * 1e6 for _ in range(10 * rounds)]
+    double.stop()
+
     per_chunk: dict[str, float] = {}
     if not sqlite:
         per_chunk = _stream_per_chunk(rounds, original, drain)
@@ -662,7 +690,16 @@ def micro(mode: str, rounds: int) -> None:
         profile_text = stream.getvalue()
         split = profile_split(stats, 2_000)
     print(
-        json.dumps({"rounds": results, "cheap": cheap, "per_chunk": per_chunk, "profile": profile_text, "split": split})
+        json.dumps(
+            {
+                "rounds": results,
+                "cheap": cheap,
+                "signals": signals_us,
+                "per_chunk": per_chunk,
+                "profile": profile_text,
+                "split": split,
+            }
+        )
     )
 
 
@@ -997,11 +1034,18 @@ def _micro_table(result: dict[str, Any]) -> list[str]:
         "bare_span": "+ bare MLflow span (start, end)",
         "span_same_data": "+ MLflow span recording mlflow_ollama's data, precomputed",
         "mlflow_ollama": "mlflow_ollama",
+        "mlflow_ollama_details": "mlflow_ollama, model details on (looked up once, then cached)",
     }
     lines = ["| path | per call (µs) | added over the SDK call (µs) |", "|---|---:|---:|"]
     for key, label in labels.items():
         added = "—" if key == "sdk" else f"{med[key] - med['sdk']:+.2f}"
         lines.append(f"| {label} | {med[key]:.2f} | {added} |")
+    lines += [
+        "",
+        "Of mlflow_ollama's own work, the always-on local-model signals ([why was this call slow](../signals.md)):",
+        f"**{statistics.median(result['signals']):.2f} µs** a call (median of {len(result['signals'])} blocks of",
+        "20,000; noting the call in the process's memory of its models, reading the reply, ending the visit).",
+    ]
     blocks = len(result["cheap"]["sdk"])
     lines += [
         "",

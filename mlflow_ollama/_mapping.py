@@ -56,9 +56,19 @@ _MESSAGE_FIELDS = ("role", "content", "thinking", "tool_name")
 
 def get_field(obj: Any, name: str) -> Any:
     """Read a field from a dict or an ollama pydantic object; absent and None are the same."""
-    if type(obj) is dict or isinstance(obj, Mapping):
+    kind = type(obj)
+    if kind is dict:
         return obj.get(name)
-    return getattr(obj, name, None)
+    mapping = _MAPPING_TYPES.get(kind)
+    if mapping is None:  # isinstance against the Mapping ABC costs more than the read: once per type
+        if len(_MAPPING_TYPES) >= _MAX_TYPES:
+            _MAPPING_TYPES.clear()
+        mapping = _MAPPING_TYPES[kind] = issubclass(kind, Mapping)
+    return obj.get(name) if mapping else getattr(obj, name, None)
+
+
+_MAPPING_TYPES: dict[type, bool] = {}
+_MAX_TYPES = 256
 
 
 MAX_TEXT_CHARS = 262_144

@@ -31,12 +31,10 @@ _MAX_MODELS = 256
 _MAX_RUNNING = 256  # per model: a call whose span never ends (a stream left open) is forgotten
 
 
-@dataclass
+@dataclass(slots=True)
 class _Model:
     options: dict[str, Any]
     """The load-time options of the latest call begun (absent ones are the server's defaults)."""
-    in_flight: int = 0
-    """In a snapshot: how many calls were running (the live record keeps them in ``running``)."""
     ended: bool = False
     """Whether any call has ended: a model some call is still waiting for may be loading for it."""
     ended_at: float = 0.0
@@ -45,34 +43,33 @@ class _Model:
     running: list[Visit] = field(default_factory=list)
     """The calls begun and not yet ended."""
 
-    def copy(self) -> _Model:
-        """A snapshot of what came before a call (without the running calls, which go on changing)."""
-        return _Model(self.options, len(self.running), self.ended, self.ended_at, self.keep_alive_s)
+    def explain(self, options: dict[str, Any], now: float) -> str:
+        """Why a call beginning now with these options would find the model loading, if it does."""
+        if self.options != options:
+            return s.OPTIONS_CHANGED
+        if not self.ended:
+            return s.FIRST_USE
+        if not self.running and now - self.ended_at > self.keep_alive_s:
+            return s.KEEP_ALIVE_EXPIRED
+        return s.UNEXPLAINED
 
 
-@dataclass(eq=False)  # a visit is itself: the running list finds it by identity
+@dataclass(eq=False, slots=True)  # a visit is itself: the running list finds it by identity
 class Visit:
-    """One call's view of its model when it began, and what it asked for; ``reason()`` explains a load."""
+    """One call to a model: what it asked for, and what its model's earlier calls explain; ``reason()``."""
 
     key: tuple[str, str]
     options: dict[str, Any]
     keep_alive_s: float | None
-    started_at: float
-    before: _Model | None = field(default=None)
+    explained: str
+    """The reason the calls before this one give, decided when it began."""
     overlapped_other_options: bool = False
     """Whether a call to the same model with other load-time options ran at the same time as this one:
     the server serves concurrent calls in an order of its own, so either may have reloaded the model."""
 
     def reason(self) -> str:
         """Why this call's model loaded, given that it did."""
-        before = self.before
-        if (before is not None and before.options != self.options) or self.overlapped_other_options:
-            return s.OPTIONS_CHANGED
-        if before is None or not before.ended:
-            return s.FIRST_USE
-        if before.in_flight == 0 and self.started_at - before.ended_at > before.keep_alive_s:
-            return s.KEEP_ALIVE_EXPIRED
-        return s.UNEXPLAINED
+        return s.OPTIONS_CHANGED if self.overlapped_other_options else self.explained
 
 
 class _History:
@@ -85,15 +82,16 @@ class _History:
         now = time.monotonic()
         with self._lock:
             model = self._models.get(key)
-            before = None if model is None else model.copy()
             if model is None:
+                explained = s.FIRST_USE
                 model = self._models[key] = _Model(options=options)
                 while len(self._models) > _MAX_MODELS:
                     self._models.popitem(last=False)
             else:
+                explained = model.explain(options, now)
                 self._models.move_to_end(key)
                 model.options = options
-            visit = Visit(key, options, s.keep_alive_seconds(keep_alive), now, before)
+            visit = Visit(key, options, s.keep_alive_seconds(keep_alive), explained)
             for other in model.running:
                 if other.options != options:
                     other.overlapped_other_options = visit.overlapped_other_options = True

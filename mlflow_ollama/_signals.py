@@ -78,7 +78,7 @@ def keep_alive_seconds(value: Any) -> float | None:
     The SDK passes ``keep_alive`` through: a number is seconds, a string a Go duration (``"5m"``,
     ``"1h30m"``, ``"0"``). None when absent or unreadable: the server's default then applies.
     """
-    if isinstance(value, bool):
+    if value is None or isinstance(value, bool):
         return None
     if isinstance(value, (int, float)):
         seconds = float(value)
@@ -102,9 +102,7 @@ def keep_alive_seconds(value: Any) -> float | None:
 def model_load(response: Any, threshold_ns: int) -> bool | None:
     """Whether the call waited for a model load: ``load_duration`` at or above the threshold; None without one."""
     load = get_field(response, "load_duration")
-    if not isinstance(load, int) or isinstance(load, bool) or load < 0:
-        return None
-    return load >= threshold_ns
+    return load >= threshold_ns if _count(load) else None
 
 
 def context_signals(inputs: Mapping[str, Any], response: Any, running_num_ctx: int | None = None) -> dict[str, Any]:
@@ -115,10 +113,11 @@ def context_signals(inputs: Mapping[str, Any], response: Any, running_num_ctx: i
     server can tell it: ``running_num_ctx``, the loaded model's ``/api/ps`` ``context_length``
     (with model details on; ``_model_details``), is used then.
     """
-    num_ctx = load_options(inputs).get("num_ctx")
-    if not isinstance(num_ctx, int) or isinstance(num_ctx, bool) or num_ctx <= 0:
+    options = inputs.get("options")
+    num_ctx = options.get("num_ctx") if isinstance(options, Mapping) else None
+    if not _count(num_ctx) or not num_ctx:
         num_ctx = running_num_ctx
-    if not isinstance(num_ctx, int) or isinstance(num_ctx, bool) or num_ctx <= 0:
+    if not _count(num_ctx) or not num_ctx:
         return {}
     signals: dict[str, Any] = {NUM_CTX: num_ctx}
     prompt, output = get_field(response, "prompt_eval_count"), get_field(response, "eval_count")
@@ -162,4 +161,4 @@ def other_duration(response: Any) -> int | None:
 
 
 def _count(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+    return type(value) is int and value >= 0  # not a bool, which is an int too
