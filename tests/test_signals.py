@@ -85,6 +85,69 @@ def test_the_real_servers_whole_prompt_reads_as_not_cut() -> None:
     assert s.prompt_truncated("generate", {"prompt": "Describe a rabbit"}, REAL_REPLY) is False
 
 
+# Real servers' replies recorded by OpenLLMetry's Ollama tests (traceloop/openllmetry,
+# packages/opentelemetry-instrumentation-ollama/tests/cassettes; llama3 and llama3.1, 2024): the
+# numbers only, and the length of `context` where the reply has one.
+CASSETTES = {
+    # test_generation/test_ollama_generation_with_events_with_no_content.yaml: the first call, a load
+    "generate, loading": {
+        "context": {"length": 80},
+        "total_duration": 4224430375,
+        "load_duration": 2037300208,
+        "prompt_eval_count": 17,
+        "prompt_eval_duration": 177983000,
+        "eval_count": 63,
+        "eval_duration": 2007110000,
+    },
+    # test_generation/test_ollama_async_generation_with_events_with_content.yaml: the same prompt
+    # later, warm, read from the prompt cache (that server then left prompt_eval_count out)
+    "generate, warm, cached prompt": {
+        "context": {"length": 55},
+        "total_duration": 1230275417,
+        "load_duration": 988875,
+        "prompt_eval_duration": 33914000,
+        "eval_count": 38,
+        "eval_duration": 1194343000,
+    },
+    # test_chat/test_ollama_chat_with_events_with_no_content.yaml
+    "chat, loading": {
+        "total_duration": 10386172208,
+        "load_duration": 8078850750,
+        "prompt_eval_count": 17,
+        "prompt_eval_duration": 175861000,
+        "eval_count": 66,
+        "eval_duration": 2127200000,
+    },
+    # test_chat/test_ollama_chat_tool_calls_with_events_with_content.yaml
+    "chat, warm": {
+        "total_duration": 6037504209,
+        "load_duration": 28126292,
+        "prompt_eval_count": 44,
+        "prompt_eval_duration": 182953000,
+        "eval_count": 113,
+        "eval_duration": 5825102000,
+    },
+}
+
+
+@pytest.mark.parametrize(
+    ("name", "load", "truncated"),
+    [
+        ("generate, loading", True, False),  # 80 = 17 + 63: the prompt read whole
+        ("generate, warm, cached prompt", False, None),  # no prompt_eval_count: cannot tell
+        ("chat, loading", True, None),  # chat: never told
+        ("chat, warm", False, None),
+    ],
+)
+def test_real_recorded_replies(name: str, load: bool, truncated: bool | None) -> None:
+    reply = CASSETTES[name]
+    method = name.split(",")[0]
+    assert s.model_load(reply, THRESHOLD) is load
+    assert s.prompt_truncated(method, {"prompt": "Tell me a joke about OpenTelemetry"}, reply) is truncated
+    rest = s.other_duration(reply)  # 1.0 to 4.3 ms: templating, tokenizing, no queue
+    assert rest is not None and 0 < rest < 0.01 * reply["total_duration"]
+
+
 def test_a_prompt_cut_to_the_context_reads_as_cut() -> None:
     # 5000 prompt tokens into a 4096 context: the runner read 4096 (plus BOS), context holds them all.
     cut = {"context": {"length": 5000 + 30}, "prompt_eval_count": 4097, "eval_count": 31}
