@@ -380,11 +380,15 @@ def response_outputs(response: Any, log_embeddings: bool = False) -> Any:
 def token_usage(response: Any, embedding: bool = False) -> dict[str, int] | None:
     """MLflow token usage from Ollama's counts. A count the server did not send is left out.
 
-    An embedding produces no output tokens, so there its total is its input.
+    An embedding produces no output tokens, so there its total is its input. System One reports
+    its counts under ``usage``, already in MLflow's names.
     """
     usage: dict[str, int] = {}
     prompt = get_field(response, "prompt_eval_count")
     completion = get_field(response, "eval_count")
+    counts = get_field(response, "usage") if prompt is None and completion is None else None
+    if counts is not None:
+        prompt, completion = get_field(counts, "input_tokens"), get_field(counts, "output_tokens")
     if prompt is not None:
         usage["input_tokens"] = prompt
     if completion is not None:

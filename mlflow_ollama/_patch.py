@@ -53,8 +53,15 @@ class Target:
 # ``ollama._client`` is a Client *instance* (the package rebinds the name), so targets name the
 # module as it appears in ``sys.modules``. ``ollama.chat`` is a method bound to that instance at
 # import time: patching the class does not reach it, so it is a target of its own.
-TRACED_METHODS = {"chat": "CHAT_MODEL", "generate": "LLM", "embed": "EMBEDDING", "embeddings": "EMBEDDING"}
-"""The SDK methods traced, with their span types. Everything else (pull, list, ...) is not."""
+TRACED_METHODS = {
+    "chat": "CHAT_MODEL",
+    "generate": "LLM",
+    "embed": "EMBEDDING",
+    "embeddings": "EMBEDDING",
+    "systemone": "LLM",  # ollama 0.6.3+: a local model scores questions about a state
+}
+"""The SDK methods traced, with their span types: those that run a model. The rest (pull, list,
+show, web_search, ...) manage models or call web tools, and are not traced."""
 
 TARGETS: tuple[Target, ...] = (
     *(

@@ -58,7 +58,7 @@ class Endpoint:
     @property
     def loads_model(self) -> bool:
         """Whether the call runs a model, which the server may have to load first."""
-        return self.method in ("chat", "generate", "embed", "embeddings")
+        return self.method in ("chat", "generate", "embed", "embeddings", "systemone")
 
     def arguments(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
         """The call's arguments by name, however they were passed."""

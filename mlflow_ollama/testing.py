@@ -260,6 +260,7 @@ class _Handler(BaseHTTPRequestHandler):
             "/api/embeddings": self._embeddings,
             "/api/show": self._show,
             "/v1/chat/completions": self._openai_chat,
+            "/v1/systemone": self._systemone,
         }.get(self.path)
         if handler is None:
             self._send_json({"error": "not found"}, 404)
@@ -316,6 +317,27 @@ class _Handler(BaseHTTPRequestHandler):
                 "total_duration": load_ns + 13_000_000,
                 "load_duration": load_ns,
                 "prompt_eval_count": sum(len(_words(str(t))) for t in texts),
+            }
+        )
+
+    def _systemone(self, body: dict[str, Any]) -> None:
+        """System One (ollama 0.6.3's ``systemone``): each question answered, as the SDK's types give the shape."""
+        scripted = self.server.next_scripted()
+        if isinstance(scripted, Failure):
+            self._send_json({"error": scripted.message}, scripted.status)
+            return
+        questions = body.get("questions")
+        if not isinstance(questions, dict):
+            self._send_json({"error": "questions are required"}, 400)
+            return
+        self.server.double.scheduler.run(body)  # it runs the model, which may have to load
+        answers = {name: _systemone_answer(question) for name, question in questions.items()}
+        words = len(_words(json.dumps(body.get("state")))) + len(_words(json.dumps(questions)))
+        self._send_json(
+            {
+                "model": body["model"],
+                "answers": answers,
+                "usage": {"input_tokens": words, "output_tokens": len(answers)},
             }
         )
 
@@ -422,6 +444,28 @@ def _listed(name: str) -> dict[str, Any]:
         "digest": hashlib.sha256(name.encode()).hexdigest(),
         "details": dict(_DETAILS),
     }
+
+
+def _systemone_answer(question: Any) -> dict[str, Any]:
+    """A System One answer: the first choice likeliest, a score of the middle criterion, a noul of 0.75."""
+    kind = question.get("type", "noul") if isinstance(question, dict) else "noul"
+    criteria = question.get("criteria") if isinstance(question, dict) else None
+    if kind == "choice" and isinstance(criteria, dict) and criteria:
+        keys = list(criteria)
+        probabilities = {key: (0.7 if i == 0 else 0.3 / max(1, len(keys) - 1)) for i, key in enumerate(keys)}
+        return {"type": "choice", "choice": keys[0], "probabilities": probabilities, "confidence": 0.7}
+    if kind == "score" and isinstance(criteria, list) and criteria:
+        middle = len(criteria) // 2
+        probabilities = {str(i): (1.0 if i == middle else 0.0) for i in range(len(criteria))}
+        legend = {str(i): str(text) for i, text in enumerate(criteria)}
+        return {
+            "type": "score",
+            "score": float(middle),
+            "legend": legend,
+            "probabilities": probabilities,
+            "confidence": 1.0,
+        }
+    return {"type": "noul", "noul": 0.75}
 
 
 def _running(name: str, num_ctx: int, expiry: float, gpu_fraction: float) -> dict[str, Any]:
