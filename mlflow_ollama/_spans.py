@@ -366,8 +366,6 @@ def start(endpoint: Endpoint, instance: Any, arguments: dict[str, Any]) -> Trace
     attach, attachments = _attachment_factory() if log_content else (None, [])
     inputs = m.request_inputs(arguments, attach)
     host = _host(instance)
-    key = signals.model_key(host, inputs.get("model"))
-    load_options, keep_alive = signals.load_options(inputs), inputs.get("keep_alive")
     if not log_content:  # tool definitions are the developer's code, not conversation: they stay
         inputs = {k: v if k == "tools" else m.without_content(v, k) for k, v in inputs.items()}
     attributes: dict[str, Any] = {m.PROVIDER_KEY: m.PROVIDER, m.COST: m.ZERO_COST}
@@ -391,7 +389,9 @@ def start(endpoint: Endpoint, instance: Any, arguments: dict[str, Any]) -> Trace
     if isinstance(span, NoOpSpan):  # MLflow's own switches: tracing.disable(), context(enabled=False)
         return None
     # Noted once the span exists, so that every begun visit is ended with it (TracedCall._end).
-    visit = history.begin(key, load_options, keep_alive) if key is not None and endpoint.loads_model else None
+    # Load options and keep_alive are numbers and durations: content-off leaves them as they were.
+    key = signals.model_key(host, inputs.get("model")) if endpoint.loads_model else None
+    visit = history.begin(key, signals.load_options(inputs), inputs.get("keep_alive")) if key is not None else None
     call = TracedCall(endpoint, span, inputs, log_content, visit, details)
     try:
         if attachments:
