@@ -331,12 +331,16 @@ def test_embeddings_load_models_too(client: Any) -> None:
 
 def test_the_signals_stay_with_content_off(client: Any) -> None:
     mlflow_ollama.autolog(log_content=False)
-    client.generate(model=MODEL, prompt="a b c d e f g h i j k l", options={"num_ctx": 8})
-    [attributes] = _attributes()
+    client.generate(model=MODEL, prompt="a b c d e f g h i j k l", options={"num_ctx": 8}, keep_alive=0)
+    client.generate(model=MODEL, prompt="a b", options={"num_ctx": 8})  # unloaded after the first: reloads
+    client.generate(model=MODEL, prompt="a b", options={"num_ctx": 16, "stop": ["secret"]})
+    attributes, expired, changed = _attributes()
     assert attributes[s.MODEL_LOAD] is True
     assert attributes[s.MODEL_LOAD_REASON] == s.FIRST_USE
     assert attributes[s.PROMPT_TRUNCATED] is True
     assert attributes[s.NUM_CTX] == 8
+    assert expired[s.MODEL_LOAD_REASON] == s.KEEP_ALIVE_EXPIRED  # keep_alive read with content off
+    assert changed[s.MODEL_LOAD_REASON] == s.OPTIONS_CHANGED  # and the load options
 
 
 def test_a_generate_prompt_longer_than_the_context_is_cut(client: Any) -> None:
