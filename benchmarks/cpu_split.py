@@ -164,7 +164,7 @@ def profile(calls: int) -> dict[str, Any]:
             "Python builtins and standard library",
         )
         groups[group] = groups.get(group, 0.0) + stat.tsub
-        rows.append((stat.tsub, stat.ttot, stat.ncall, module.split("site-packages/")[-1], stat.lineno, stat.name))
+        rows.append((stat.tsub, stat.ttot, stat.ncall, _relative(module), stat.lineno, stat.name))
     threads = {t.name: t.ttot for t in yappi.get_thread_stats()}
     rows.sort(reverse=True)
     return {"groups": groups, "top": rows[:25], "threads": threads, "calls": calls}
@@ -180,6 +180,14 @@ _GROUPS = (
     ("pydantic, httpx", "httpx"),
     ("protobuf", "protobuf"),
 )
+
+
+def _relative(path: str) -> str:
+    """A profiled file as a reader can find it: from site-packages, or from the repository's root."""
+    if "site-packages/" in path:
+        return path.split("site-packages/")[-1]
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + "/"
+    return path.removeprefix(root)
 
 
 def report(result: Result, prof: dict[str, Any], calls: int, rounds: int) -> str:
