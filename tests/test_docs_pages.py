@@ -5,6 +5,9 @@ fresh directory, with ``OLLAMA_HOST`` pointing at a loopback double and the user
 (asynchronous export included); the trace they write is then read back from that directory's
 store. Its ``bash`` blocks (pip install, ollama, mlflow ui) are not run. A code block with any other
 language, or none, fails the test: each block is either run or marked as a shell command.
+
+README.md is the package index's long description, where a relative link leads nowhere: every link
+must be absolute (``http://``, ``https://``) or an anchor on the page itself.
 """
 
 from __future__ import annotations
@@ -16,21 +19,37 @@ import sys
 from pathlib import Path
 
 import mlflow
+import pytest
 
 from mlflow_ollama.testing import OllamaDouble
 
 ROOT = Path(__file__).resolve().parent.parent
 GETTING_STARTED = ROOT / "docs" / "getting-started.md"
+README = ROOT / "README.md"
 
 RUN = "python"
 NOT_RUN = {"bash"}
 
 _FENCE = re.compile(r"^```(\S*)[^\n]*\n(.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
+_INLINE_CODE = re.compile(r"`[^`\n]*`")
+_LINK = re.compile(r"\]\(\s*<?([^)\s>]*)")  # [text](target) and ![alt](target)
+_REFERENCE = re.compile(r"^\s*\[[^\]]+\]:\s*<?(\S+?)>?(?:\s|$)", re.MULTILINE)  # [name]: target
+_HTML = re.compile(r"""(?:href|src)\s*=\s*["']([^"']*)["']""", re.IGNORECASE)
 
 
 def code_blocks(text: str) -> list[tuple[str, str]]:
     """The page's fenced code blocks, as (language, code)."""
     return [(match.group(1), match.group(2)) for match in _FENCE.finditer(text)]
+
+
+def link_targets(text: str) -> list[str]:
+    """Every link target of a markdown page outside code: inline, image, reference and HTML links."""
+    prose = _INLINE_CODE.sub("", _FENCE.sub("", text))
+    return [*_LINK.findall(prose), *_REFERENCE.findall(prose), *_HTML.findall(prose)]
+
+
+def relative_links(text: str) -> list[str]:
+    return [t for t in link_targets(text) if not t.startswith(("http://", "https://", "#"))]
 
 
 def test_every_code_block_of_getting_started_is_run_or_marked_as_shell() -> None:
@@ -70,3 +89,23 @@ def test_getting_started_runs_as_written(tmp_path: Path) -> None:
         mlflow.set_tracking_uri(previous)
     names = [span.name for trace in found for span in trace.data.spans]
     assert "ollama.chat" in names, names
+
+
+def test_readme_links_are_absolute() -> None:
+    """README.md is the package index's page: a relative link there leads nowhere."""
+    assert relative_links(README.read_text(encoding="utf-8")) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        ("[docs](docs/usage.md)", ["docs/usage.md"]),
+        ("![shot](docs/images/a.png)", ["docs/images/a.png"]),
+        ("[CONTRIBUTING.md]: CONTRIBUTING.md", ["CONTRIBUTING.md"]),
+        ('<img src="docs/images/a.png">', ["docs/images/a.png"]),
+        ("[site](https://example.org/x/) [top](#install) [http](http://example.org)", []),
+        ("`[not a link](inside/code)`\n```python\nx = [a](b)\n```\n", []),
+    ],
+)
+def test_the_relative_link_check_sees_relative_links(text: str, found: list[str]) -> None:
+    assert relative_links(text) == found
