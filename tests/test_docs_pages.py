@@ -7,7 +7,8 @@ store. Its ``bash`` blocks (pip install, ollama, mlflow ui) are not run. A code 
 language, or none, fails the test: each block is either run or marked as a shell command.
 
 README.md is the package index's long description, where a relative link leads nowhere: every link
-must be absolute (``http://``, ``https://``) or an anchor on the page itself.
+must be absolute (``http://``, ``https://``) or an anchor on the page itself, and a link into the
+published site (mkdocs.yml's ``site_url``) must name a page of ``docs/``.
 """
 
 from __future__ import annotations
@@ -94,6 +95,25 @@ def test_getting_started_runs_as_written(tmp_path: Path) -> None:
 def test_readme_links_are_absolute() -> None:
     """README.md is the package index's page: a relative link there leads nowhere."""
     assert relative_links(README.read_text(encoding="utf-8")) == []
+
+
+def test_readme_links_into_the_site_name_pages_that_exist() -> None:
+    """``<site>/<page>/`` is built from ``docs/<page>.md``; a renamed page would leave the link dead."""
+    site = re.search(r"^site_url:\s*(\S+)", (ROOT / "mkdocs.yml").read_text(encoding="utf-8"), re.MULTILINE)
+    assert site, "mkdocs.yml has no site_url"
+    root = site.group(1).rstrip("/") + "/"
+    dead = []
+    for target in link_targets(README.read_text(encoding="utf-8")):
+        if not target.startswith(root):
+            continue
+        path = target.removeprefix(root).split("#")[0]
+        if path in ("", "index.html"):
+            path = "index.md"
+        elif path.endswith("/"):
+            path = path.rstrip("/") + ".md"
+        if not (ROOT / "docs" / path).is_file():
+            dead.append(target)
+    assert dead == []
 
 
 @pytest.mark.parametrize(
