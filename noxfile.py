@@ -320,16 +320,21 @@ def typecheck(session: nox.Session) -> None:
 
 @nox.session(python="3.11")
 def docs(session: nox.Session) -> None:
-    """The documentation, built with mkdocs --strict: any warning (a broken link, a bad docstring) fails."""
-    session.install("-e", ".[mlflow]", *DOCS_DEPS)
+    """The documentation, built with mkdocs --strict: any warning (a broken link, a bad docstring) fails.
+
+    Then tests/test_docs_pages.py: the getting-started page's code runs as written, and the README
+    (PyPI's long description) has no relative link.
+    """
+    session.install("-e", ".[mlflow]", *DOCS_DEPS, *TEST_DEPS)
     site = str(Path(session.create_tmp()) / "site")
     # NO_MKDOCS_2_WARNING: mkdocs-material's end-of-life banner, printed on every build.
     session.run("mkdocs", "build", "--strict", "--site-dir", site, *session.posargs, env={"NO_MKDOCS_2_WARNING": "1"})
+    session.run("pytest", "-q", "tests/test_docs_pages.py")
 
 
 @nox.session(python="3.11")
 def demo(session: nox.Session) -> None:
-    """Three traced scenarios against Ollama at OLLAMA_HOST, or the loopback double if none answers."""
+    """Four traced scenarios against Ollama at OLLAMA_HOST, or the loopback double if none answers."""
     session.install("-e", ".[mlflow]")
     session.run("python", "docs/examples/demo.py", *session.posargs)
 
