@@ -99,8 +99,19 @@ def main() -> None:
     )
     print(text)
     if options.output:
+        new = not os.path.exists(options.output)
         with open(options.output, "a", encoding="utf-8") as handle:
-            handle.write(text + "\n\n")
+            handle.write((_HEADER if new else "") + text + "\n\n")
+
+
+_HEADER = """# Benchmark: soak, a minute of calls into the local sqlite store
+
+Written by `benchmarks/soak.py` (`nox -s bench`): threads making plain and streamed traced chats
+against the loopback double for a minute, with MLflow's defaults (sqlite store, asynchronous
+export), then how many traces were stored and how long the final flush took. One table per run.
+
+"""
+"""Written once, when the page is new: each run appends its table."""
 
 
 if __name__ == "__main__":

@@ -199,6 +199,11 @@ def report(rounds: int) -> str:
     versions = f"Python {platform.python_version()}, ollama {ollama_version()}, mlflow {mlflow.__version__}"
     return "\n".join(
         [
+            "# Benchmark: streaming overhead per chunk",
+            "",
+            "Written by `benchmarks/stream_overhead.py` (`nox -s bench`); method in",
+            "[../performance.md](../performance.md#streaming-benchmarksstream_overheadpy).",
+            "",
             f"Measured {time.strftime('%Y-%m-%d')} on {os.cpu_count()} cores, {platform.machine()}; {versions}.",
             f"Medians of {rounds} interleaved rounds.",
             "",

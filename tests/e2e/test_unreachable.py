@@ -3,8 +3,9 @@
 Two kinds of down: a port that refuses connections, and a server that accepts connections and
 never answers. The app runs in strict mode, so any exception from the plugin would fail it. MLflow
 retries failed uploads for about four minutes with its default settings (measured in
-``benchmarks/unreachable_server.py``, docs/benchmarks/unreachable.md); these runs use the settings
-docs/remote.md recommends, so that the app's exit is not held up.
+``benchmarks/unreachable_server.py``, docs/benchmarks/unreachable.md); these runs give up sooner
+still (no retries, as docs/remote.md recommends, and a 3 s timeout), so that the app's exit is not
+held up.
 """
 
 from __future__ import annotations
