@@ -34,33 +34,43 @@ __all__ = [
 ]
 
 AUTOLOG_ENV = "MLFLOW_OLLAMA_AUTOLOG"
-"""``false``/``0``/``no``/``off`` turns tracing off for the next call, live (e.g. ``%env`` in Jupyter)."""
+"""Read on every call: ``false``, ``0``, ``no``, ``off`` (any case, surrounding spaces ignored) send
+the call straight to the SDK, untraced (``%env`` in Jupyter switches it live); ``true``, ``1``,
+``yes``, ``on`` or unset trace it. Any other value logs one warning and tracing stays on. It only
+matters after ``autolog()``: it cannot turn tracing on by itself."""
 
 LOG_CONTENT_ENV = "MLFLOW_OLLAMA_LOG_CONTENT"
-"""``false``/``0``/``no``/``off`` keeps prompts, messages, responses and embedding input out of
-traces, from the next call on; metadata (model, tokens, durations, tool names, errors) stays."""
+"""Read on every call: ``false`` (``0``, ``no``, ``off``) keeps prompts, messages, responses, thinking,
+tool-call arguments and embedding input out of traces, and images are only summarised by size and
+type; model, token counts, durations, tool names and errors stay. Same as
+``autolog(log_content=False)``; content is recorded only when both allow it. See
+[privacy](privacy.md)."""
 
 LOG_EMBEDDINGS_ENV = "MLFLOW_OLLAMA_LOG_EMBEDDINGS"
-"""``true`` is ``autolog(log_embeddings=True)`` where autolog is switched on for you (``mlflow-ollama run``,
-``%load_ext mlflow_ollama``). Read once, when that happens."""
+"""``true`` is ``autolog(log_embeddings=True)`` where autolog is switched on for you:
+[``mlflow-ollama run``](cli.md) (its ``--log-embeddings`` flag sets it) and
+``%load_ext mlflow_ollama``. Read once, when that happens."""
 
 SILENT_ENV = "MLFLOW_OLLAMA_SILENT"
-"""``true`` is ``autolog(silent=True)`` where autolog is switched on for you (``mlflow-ollama run``,
-``%load_ext mlflow_ollama``). Read once, when that happens."""
+"""``true`` is ``autolog(silent=True)`` where autolog is switched on for you
+([``mlflow-ollama run``](cli.md), ``%load_ext mlflow_ollama``). Read once, when that happens."""
 
 LOAD_THRESHOLD_ENV = "MLFLOW_OLLAMA_LOAD_THRESHOLD_MS"
-"""Milliseconds of ``load_duration`` from which a call counts as having waited for a model load
-(``ollama.model_load``); 250 by default. Read on every call."""
+"""Milliseconds (default 250) of ``load_duration`` from which a call counts as having waited for a
+model load (``ollama.model_load``); read on every call. See [why was this call slow](signals.md)."""
 
 DEFAULT_LOAD_THRESHOLD_MS = 250.0
 
 MODEL_DETAILS_ENV = "MLFLOW_OLLAMA_MODEL_DETAILS"
-"""``true`` adds the model's details to each inference span (family, size, quantization, trained
-context length, digest, GPU share), looked up from the server's ``/api/show`` and ``/api/ps`` and
-cached. Off by default; read on every call, and on when it or ``autolog(model_details=True)`` says so."""
+"""Read on every call: ``true`` (``1``, ``yes``, ``on``) records each model's family, size,
+quantization, trained context length, digest and GPU share (``ollama.model.*``), looked up from
+the server's ``/api/show`` and ``/api/ps`` and cached. Off by default; on when it or
+``autolog(model_details=True)`` says so ([``mlflow-ollama run``](cli.md)'s ``--model-details``
+sets it). See [model details](signals.md#model-details-opt-in)."""
 
 STRICT_ENV = "MLFLOW_OLLAMA_STRICT"
-"""``true`` makes internal failures raise instead of being logged. For this project's own tests."""
+"""``true``, ``1``, ``yes`` or ``on`` make a failure inside the plugin raise instead of being
+logged. For this project's own tests; never switched on by merely running under pytest."""
 
 _TRUE = frozenset({"true", "1", "yes", "on"})
 _FALSE = frozenset({"false", "0", "no", "off"})

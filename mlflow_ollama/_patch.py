@@ -23,6 +23,7 @@ from mlflow_ollama._safety import logger, report, warn
 __all__ = [
     "TARGETS",
     "TRACED_METHODS",
+    "UNTRACED_METHODS",
     "Target",
     "TracingWrapper",
     "install",
@@ -60,8 +61,15 @@ TRACED_METHODS = {
     "embeddings": "EMBEDDING",
     "systemone": "LLM",  # ollama 0.6.3+: a local model scores questions about a state
 }
-"""The SDK methods traced, with their span types: those that run a model. The rest (pull, list,
-show, web_search, ...) manage models or call web tools, and are not traced."""
+"""The SDK methods traced, with their span types: those that run a model."""
+
+UNTRACED_METHODS = (
+    *("pull", "push", "create", "create_blob", "list", "show", "ps", "delete", "copy"),  # model management
+    *("web_search", "web_fetch"),  # web tools: no local model runs
+    "close",  # the client's own HTTP connections
+)
+"""The SDK's other public methods, left untraced by design: they run no model. Every public method
+of the SDK's clients is in one of the two (tests/test_surface.py), so a new one is a decision."""
 
 TARGETS: tuple[Target, ...] = (
     *(

@@ -42,7 +42,9 @@ from mlflow_ollama._safety import logger, report, warn
 __all__ = ["EXIT_FLUSH_TIMEOUT_ENV", "exit_flush_timeout", "flush_bounded", "install", "unexported"]
 
 EXIT_FLUSH_TIMEOUT_ENV = "MLFLOW_OLLAMA_EXIT_FLUSH_TIMEOUT"
-"""Seconds a leaving worker process gives MLflow's trace export (default 10); the rest is dropped, with a warning."""
+"""Seconds (default 10) a worker process (multiprocessing, ProcessPoolExecutor, a fork, gunicorn,
+Celery) gives MLflow's trace export when it leaves; what is still unexported then is dropped, with
+one warning saying how much. Read when the worker leaves. See [worker processes](workers.md)."""
 
 _DEFAULT_TIMEOUT = 10.0
 # The multiprocessing flavours whose workers leave through their own finalizers and os._exit:
