@@ -8,7 +8,8 @@ Each fact lives between two markers in the pages that show it:
 
 - ``environment``: the table of mlflow-ollama's environment variables, from the docstrings of the
   package's ``*_ENV`` constants;
-- ``untraced``: the SDK methods left untraced, from ``mlflow_ollama._patch.UNTRACED_METHODS``.
+- ``untraced``: the SDK methods left untraced, from ``mlflow_ollama._patch.UNTRACED_METHODS``;
+- ``support``: the supported releases, from pyproject.toml's floors and the Pythons of noxfile.py.
 
     python docs/reference_tables.py           # rewrite the blocks
     python docs/reference_tables.py --check   # exit 1, naming the stale pages (tests/test_docs_reference.py)
@@ -70,7 +71,29 @@ def untraced() -> str:
     return f"Not traced, by design: {listed}. They manage models, call web tools or close the client: no model runs."
 
 
-GENERATORS: dict[str, Callable[[], str]] = {"environment": environment, "untraced": untraced}
+def support() -> str:
+    """The supported releases: the floors pyproject.toml requires, the Pythons the test matrix runs."""
+    pyproject = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    noxfile = (ROOT / "noxfile.py").read_text(encoding="utf-8")
+
+    def floor(package: str) -> str:
+        found = re.search(rf'"{re.escape(package)}>=([\d.]+)"', pyproject)
+        if found is None:
+            raise SystemExit(f"pyproject.toml requires no {package}>=")
+        return found.group(1)
+
+    pythons = re.search(r"^PYTHONS = \[(.*)\]$", noxfile, re.MULTILINE)
+    if pythons is None:
+        raise SystemExit("noxfile.py has no PYTHONS list")
+    versions = re.findall(r'"([\d.]+)"', pythons.group(1))
+    return (
+        f"Supported: Python {versions[0]} to {versions[-1]}, `ollama` {floor('ollama')} and newer, "
+        f"MLflow {floor('mlflow-tracing')} and newer, wrapt {floor('wrapt')} and newer (1.x and 2.x). "
+        "The unit tests run on the oldest release of each and on the newest."
+    )
+
+
+GENERATORS: dict[str, Callable[[], str]] = {"environment": environment, "support": support, "untraced": untraced}
 
 
 def rewrite(text: str) -> str:
