@@ -20,6 +20,7 @@ import platform
 import statistics
 import tempfile
 import timeit
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,38 +33,37 @@ import ollama
 import mlflow_ollama
 from mlflow_ollama import _model_details as md
 from mlflow_ollama import _signals as s
-from mlflow_ollama._config import load_threshold_ns
+from mlflow_ollama import _spans
 from mlflow_ollama._model_loads import history
 from mlflow_ollama.testing import OllamaDouble
 
-# The final line of a generate reply, with the request that asked for it (num_ctx set).
-INPUTS: dict[str, Any] = {"model": "llama3.2", "prompt": "Describe a rabbit", "options": {"num_ctx": 4096}}
-REPLY: dict[str, Any] = {
-    "done_reason": "stop",
-    "context": {"length": 60},
-    "total_duration": 7632288875,
-    "load_duration": 3380045000,
-    "prompt_eval_count": 17,
-    "prompt_eval_duration": 1595137958,
-    "eval_count": 45,
-    "eval_duration": 2651183208,
-}
-KEY = ("http://127.0.0.1:11434", "llama3.2:latest")
+
+def _captured(call: Callable[[], Any]) -> tuple[_spans.TracedCall, Any]:
+    """The traced call's own span object and the reply it recorded, for one real call."""
+    captured: list[_spans.TracedCall] = []
+    end = _spans.TracedCall._end
+
+    def capture(self: _spans.TracedCall, status: str | None = None) -> None:
+        captured.append(self)
+        end(self, status)
+
+    _spans.TracedCall._end = capture  # type: ignore[method-assign]
+    try:
+        response = call()
+    finally:
+        _spans.TracedCall._end = end  # type: ignore[method-assign]
+    return captured[0], response
 
 
-def _signals_alone() -> None:
-    """What a span does for the always-on signals: note the call, read the reply, end the visit."""
-    visit = history.begin(KEY, s.load_options(INPUTS), INPUTS.get("keep_alive"))
-    found: dict[str, Any] = {}
-    load = s.model_load(REPLY, load_threshold_ns())
-    if load is not None:
-        found[s.MODEL_LOAD] = load
-        if load:
-            found[s.MODEL_LOAD_REASON] = visit.reason()
-    found.update(s.context_signals(INPUTS, REPLY))
-    found[s.PROMPT_TRUNCATED] = s.prompt_truncated("generate", INPUTS, REPLY)
-    found[s.OTHER_DURATION] = s.other_duration(REPLY)
-    history.end(visit)
+def _signals_alone(traced: _spans.TracedCall, response: Any, key: tuple[str, str]) -> Callable[[], None]:
+    """What the span does for the always-on signals: note the call, read the reply, end the visit."""
+
+    def run() -> None:
+        traced.visit = history.begin(key, s.load_options(traced.inputs), traced.inputs.get("keep_alive"))
+        traced._signals(response)
+        history.end(traced.visit)
+
+    return run
 
 
 def _per_call_us(function: Any, number: int, repeats: int) -> float:
@@ -77,10 +77,25 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--output", type=Path)
     args = parser.parse_args()
-    rows = [("always-on signals, alone", _per_call_us(_signals_alone, args.number, args.repeats))]
-
+    rows: list[tuple[str, float]] = []
     with OllamaDouble() as double:
         client = ollama.Client(host=double.url)
+        mlflow.set_experiment("bench-signals")
+        mlflow_ollama.autolog()
+        key = s.model_key(double.url, "llama3.2")
+        assert key is not None
+        cases = {
+            "always-on signals, alone: a generate with num_ctx that loads (every signal set)": lambda: client.generate(
+                model="llama3.2", prompt="Describe a rabbit", options={"num_ctx": 4096}
+            ),
+            "always-on signals, alone: a plain chat": lambda: client.chat(
+                model="llama3.2", messages=[{"role": "user", "content": "hello"}]
+            ),
+        }
+        for label, call in cases.items():
+            double.scheduler.unload_all()
+            traced, response = _captured(call)
+            rows.append((label, _per_call_us(_signals_alone(traced, response, key), args.number, args.repeats)))
         lookup = md.Lookup.of(client, double.url, "llama3.2")
         assert lookup is not None
         md.details.attributes(lookup, loaded=True)  # looked up once: from now on, the cache
@@ -90,8 +105,6 @@ def main() -> None:
                 _per_call_us(lambda: md.details.attributes(lookup, loaded=False), args.number, args.repeats),
             )
         )
-        mlflow.set_experiment("bench-signals")
-        mlflow_ollama.autolog()
         messages = [{"role": "user", "content": "hello"}]
 
         def chat() -> None:
@@ -109,8 +122,8 @@ def main() -> None:
     lines = [
         "# Benchmark: local-model signals",
         "",
-        "What the signals of [why was this call slow](../signals.md) add to a traced call. The first two",
-        "rows time the added work alone, as the span does it (median of "
+        "What the signals of [why was this call slow](../signals.md) add to a traced call. The first three",
+        "rows time the added work alone, the span's own code on a real reply of the double (median of "
         f"{args.repeats} runs of {args.number:,}); the last two a whole traced",
         f"chat against the loopback double (median of {args.repeats} runs of {args.calls} calls, the export",
         "drained between runs), for scale: the difference between them is within their run-to-run spread.",

@@ -7,8 +7,8 @@ why; the calls this process made before it can tell. What happened outside this 
 app's calls, an eviction, a restart) cannot be seen: such a load is ``unexplained``.
 
 State is one small record per server and model, at most ``_MAX_MODELS`` of them (the least
-recently used go first), with its running calls (at most ``_MAX_RUNNING``), behind one lock: safe
-across threads and asyncio tasks.
+recently used go first), with its running calls counted by their options, behind one lock: safe
+across threads and asyncio tasks. Noting a call is O(1), however many run at once.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,7 +29,7 @@ DEFAULT_KEEP_ALIVE_S = 300.0
 with ``OLLAMA_KEEP_ALIVE``, which a client cannot see."""
 
 _MAX_MODELS = 256
-_MAX_RUNNING = 256  # per model: a call whose span never ends (a stream left open) is forgotten
+_MAX_RUNNING = 256  # distinct option sets running at once, per model: beyond, they are forgotten
 
 
 @dataclass(slots=True)
@@ -40,8 +41,10 @@ class _Model:
     ended_at: float = 0.0
     keep_alive_s: float = DEFAULT_KEEP_ALIVE_S
     """The ``keep_alive`` of the call that ended last, in seconds (``inf``: kept loaded)."""
-    running: list[Visit] = field(default_factory=list)
-    """The calls begun and not yet ended."""
+    running: dict[Hashable, int] = field(default_factory=dict)
+    """The calls begun and not yet ended, counted by their load-time options."""
+    mixed: int = 0
+    """How many times a call began while calls with other load-time options were running."""
 
     def explain(self, options: dict[str, Any], now: float) -> str:
         """Why a call beginning now with these options would find the model loading, if it does."""
@@ -54,22 +57,39 @@ class _Model:
         return s.UNEXPLAINED
 
 
-@dataclass(eq=False, slots=True)  # a visit is itself: the running list finds it by identity
+@dataclass(slots=True)
 class Visit:
     """One call to a model: what it asked for, and what its model's earlier calls explain; ``reason()``."""
 
-    key: tuple[str, str]
-    options: dict[str, Any]
+    model: _Model
+    options: Hashable
+    """The call's load-time options, in a form that counts."""
     keep_alive_s: float | None
     explained: str
     """The reason the calls before this one give, decided when it began."""
-    overlapped_other_options: bool = False
-    """Whether a call to the same model with other load-time options ran at the same time as this one:
-    the server serves concurrent calls in an order of its own, so either may have reloaded the model."""
+    mixed: int
+    """The model's ``mixed`` count just before this call began."""
 
     def reason(self) -> str:
-        """Why this call's model loaded, given that it did."""
-        return s.OPTIONS_CHANGED if self.overlapped_other_options else self.explained
+        """Why this call's model loaded, given that it did.
+
+        ``options_changed`` also when, while this call ran, calls with other load-time options ran
+        too: the server serves concurrent calls in an order of its own, so either may have reloaded
+        the model. (Two option sets running at once always include one that differs from this call's.)
+        """
+        return s.OPTIONS_CHANGED if self.model.mixed != self.mixed else self.explained
+
+
+_NO_OPTIONS: Hashable = frozenset()
+
+
+def _counted(options: dict[str, Any]) -> Hashable:
+    if not options:
+        return _NO_OPTIONS
+    try:
+        return frozenset(options.items())
+    except TypeError:  # an unhashable value where a number belongs: compared as written
+        return repr(sorted(options.items(), key=str))
 
 
 class _History:
@@ -80,6 +100,8 @@ class _History:
     def begin(self, key: tuple[str, str], options: dict[str, Any], keep_alive: Any) -> Visit:
         """Note that a call to this model begins; the returned visit remembers what came before."""
         now = time.monotonic()
+        counted = _counted(options)
+        keep_alive_s = None if keep_alive is None else s.keep_alive_seconds(keep_alive)
         with self._lock:
             model = self._models.get(key)
             if model is None:
@@ -91,22 +113,22 @@ class _History:
                 explained = model.explain(options, now)
                 self._models.move_to_end(key)
                 model.options = options
-            visit = Visit(key, options, s.keep_alive_seconds(keep_alive), explained)
-            for other in model.running:
-                if other.options != options:
-                    other.overlapped_other_options = visit.overlapped_other_options = True
-            model.running.append(visit)
-            del model.running[:-_MAX_RUNNING]
-        return visit
+            running = model.running
+            if len(running) >= _MAX_RUNNING and counted not in running:
+                running.clear()  # calls whose spans never ended (streams left open): forgotten
+            running[counted] = running.get(counted, 0) + 1
+            seen = model.mixed
+            if len(running) > 1:  # other options run now: this call's own beginning counts for it too
+                model.mixed += 1
+            return Visit(model, counted, keep_alive_s, explained, seen)
 
     def end(self, visit: Visit) -> None:
         """Note that the call ended, with or without an answer: the model's keep-alive runs from now."""
         with self._lock:
-            model = self._models.get(visit.key)
-            if model is None:  # pushed out by newer models meanwhile
-                return
-            if visit in model.running:
-                model.running.remove(visit)
+            model, running = visit.model, visit.model.running
+            count = running.pop(visit.options, 0)
+            if count > 1:
+                running[visit.options] = count - 1
             model.ended = True
             model.ended_at = time.monotonic()
             model.keep_alive_s = DEFAULT_KEEP_ALIVE_S if visit.keep_alive_s is None else visit.keep_alive_s
