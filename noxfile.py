@@ -315,7 +315,9 @@ def lint(session: nox.Session) -> None:
 def typecheck(session: nox.Session) -> None:
     """mypy --strict over the package, the tests and this file."""
     session.install("-e", ".[mlflow]", "mypy>=1.11", *TEST_DEPS, *E2E_DEPS, *FRAMEWORK_DEPS, "nox", "openai", "yappi")
-    session.run("mypy", "mlflow_ollama", "tests", "noxfile.py", "docs/examples", "docs/reference_tables.py", "benchmarks")
+    session.run(
+        "mypy", "mlflow_ollama", "tests", "noxfile.py", "docs/examples", "docs/reference_tables.py", "benchmarks"
+    )
 
 
 @nox.session(python="3.11")

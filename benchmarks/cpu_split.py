@@ -223,6 +223,7 @@ def report(result: Result, prof: dict[str, Any], calls: int, rounds: int) -> str
         "",
         "Split of the added CPU (all threads unless marked):",
         "",
+        "<!-- table: split -->",  # docs/performance.md quotes this table (docs/reference_tables.py)
         "| part | short | history |",
         "|---|---:|---:|",
     ]
@@ -240,6 +241,7 @@ def report(result: Result, prof: dict[str, Any], calls: int, rounds: int) -> str
     }
     for label, value in split.items():
         lines.append(f"| {label} | {value('short'):+.0f} µs | {value('history'):+.0f} µs |")
+    lines.append("<!-- end table -->")
     ratios = [part(c, "mlflow_ollama", "sdk", "process") / part(c, "bare_span", "sdk", "process") for c in CASES]
     floors = [part(c, "data_encoded", "sdk", "process") / part(c, "bare_span", "sdk", "process") for c in CASES]
     lines += [

@@ -114,7 +114,7 @@ CONFIGS = {
     for c in (
         Config("untraced", "untraced", ALL_CASES),
         Config("mlflow_ollama", "**mlflow_ollama**", ALL_CASES),
-        Config("blog", "blog post's decorator (`mlflow.start_span`, inputs + outputs)", (*SYNC_CASES, "async")),
+        Config("blog", "a hand-written decorator (`mlflow.start_span`, inputs + outputs)", (*SYNC_CASES, "async")),
         Config("same_data", "bare `mlflow.start_span` wrapper, same data as mlflow_ollama", (*SYNC_CASES, "async")),
         Config("mlflow_trace", "`@mlflow.trace` around `Client.chat`", (*SYNC_CASES, "async")),
         Config("bare_span", "floor: a bare MLflow span, nothing recorded", (*SYNC_CASES, "async")),
@@ -695,6 +695,7 @@ def micro(mode: str, rounds: int) -> None:
     print(
         json.dumps(
             {
+                "mode": mode,
                 "rounds": results,
                 "cheap": cheap,
                 "signals": signals_us,
@@ -1043,6 +1044,8 @@ def _micro_table(result: dict[str, Any]) -> list[str]:
     for key, label in labels.items():
         added = "—" if key == "sdk" else f"{med[key] - med['sdk']:+.2f}"
         lines.append(f"| {label} | {med[key]:.2f} | {added} |")
+    # docs/performance.md quotes the OTLP one (docs/reference_tables.py)
+    lines = [f"<!-- table: micro-{result['mode']} -->", *lines, "<!-- end table -->"]
     lines += [
         "",
         "Of mlflow_ollama's own work, the always-on local-model signals ([why was this call slow](../signals.md)):",
@@ -1110,7 +1113,39 @@ def goals(otlp: Samples, sqlite: Samples, micro_otlp: dict[str, Any]) -> list[st
     return lines
 
 
-def report(rounds: int, micro_rounds: int, log: Any) -> str:
+# The figures the docs quote (docs/reference_tables.py writes them into the pages from the JSON).
+QUOTED = ["mlflow_ollama", "bare_span", "mlflow_trace", "blog", "openai_autolog", "openllmetry", "openinference"]
+
+
+def summary(otlp: Samples, otlp_cpu: CpuSamples, sqlite: Samples, micro_otlp: dict[str, Any]) -> dict[str, Any]:
+    """This run's headline figures, for the pages that quote them: added latency and CPU per call (µs)."""
+    micro_med = {k: statistics.median(v) for k, v in micro_otlp["rounds"].items()}
+    return {
+        "date": time.strftime("%Y-%m-%d", time.gmtime()),
+        "cores": os.cpu_count(),
+        "mlflow": importlib.metadata.version("mlflow"),
+        "otlp": {
+            case: {
+                name: {
+                    "latency_us": round(_added(otlp, case, name), 1),
+                    "cpu_us": round(_cpu_added(otlp_cpu, case, name), 1),
+                }
+                for name in QUOTED
+            }
+            for case in ("short", "history")
+        },
+        "sqlite": {
+            case: {
+                name: {"latency_us": round(_added(sqlite, case, name), 1)} for name in ("mlflow_ollama", "same_data")
+            }
+            for case in ("short", "history")
+        },
+        "signals_us": round(statistics.median(micro_otlp["signals"]), 2),
+        "details_added_us": round(micro_med["mlflow_ollama_details"] - micro_med["mlflow_ollama"], 1),
+    }
+
+
+def report(rounds: int, micro_rounds: int, log: Any) -> tuple[str, dict[str, Any]]:
     global _SINK_URL
     double = subprocess.Popen([sys.executable, "-m", "mlflow_ollama.testing"], stdout=subprocess.PIPE, text=True)
     assert double.stdout is not None
@@ -1152,11 +1187,15 @@ def report(rounds: int, micro_rounds: int, log: Any) -> str:
         "CPU is the worker process's CPU time (every thread, the exporter's included) over a round, after a",
         "final flush of its export, per call; latency is what the caller sees, with the export running.",
         "",
+        "<!-- table: goals-routes -->",  # docs/performance.md quotes both goal tables (docs/reference_tables.py)
         *goals_16(otlp, otlp_cpu),
+        "<!-- end table -->",
         "",
         "## Goals: against the other instrumentations, sqlite, streaming, disabled",
         "",
+        "<!-- table: goals-peers -->",
         *goals(otlp, sqlite, micro_otlp),
+        "<!-- end table -->",
         "",
         f"{rounds} interleaved rounds after a warm-up round; each configuration in its own process; "
         "latency seen by the caller; untraced is the same calls in a process with no tracing at all.",
@@ -1261,7 +1300,7 @@ def report(rounds: int, micro_rounds: int, log: Any) -> str:
         "|---|---:|---:|",
         *(f"| {k} | {v[0]} | {v[1] / 1024:,.0f} |" for k, v in sorted(sink.received.items())),
     ]
-    return "\n".join(lines)
+    return "\n".join(lines), summary(otlp, otlp_cpu, sqlite, micro_otlp)
 
 
 def main() -> None:
@@ -1283,11 +1322,15 @@ def main() -> None:
         return
     with tempfile.NamedTemporaryFile("w+", suffix=".log", delete=False) as log:
         print(f"worker logs: {log.name}", file=sys.stderr)
-        text = report(options.rounds, options.micro_rounds, log)
+        text, figures = report(options.rounds, options.micro_rounds, log)
     print(text)
     if options.output:
         with open(options.output, "w", encoding="utf-8") as handle:
             handle.write(text + "\n")
+        # Beside the page: the figures other pages quote (python docs/reference_tables.py).
+        with open(os.path.splitext(options.output)[0] + ".json", "w", encoding="utf-8") as handle:
+            json.dump(figures, handle, indent=2)
+            handle.write("\n")
 
 
 if __name__ == "__main__":

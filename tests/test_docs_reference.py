@@ -46,7 +46,7 @@ def test_a_page_that_disagrees_is_found() -> None:
 
 
 def test_every_generated_block_is_used() -> None:
-    used = {name for page in tables.PAGES for name in re.findall(r"<!-- generated: (\w+) -->", page.read_text())}
+    used = {name for page in tables.PAGES for name in re.findall(r"<!-- generated: ([\w-]+) -->", page.read_text())}
     assert used == set(tables.GENERATORS)
 
 

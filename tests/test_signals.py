@@ -88,7 +88,7 @@ def test_the_real_servers_whole_prompt_reads_as_not_cut() -> None:
 # Real servers' replies recorded by OpenLLMetry's Ollama tests (traceloop/openllmetry,
 # packages/opentelemetry-instrumentation-ollama/tests/cassettes; llama3 and llama3.1, 2024): the
 # numbers only, and the length of `context` where the reply has one.
-CASSETTES = {
+CASSETTES: dict[str, dict[str, Any]] = {
     # test_generation/test_ollama_generation_with_events_with_no_content.yaml: the first call, a load
     "generate, loading": {
         "context": {"length": 80},
