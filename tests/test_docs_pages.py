@@ -81,13 +81,11 @@ def test_getting_started_runs_as_written(tmp_path: Path) -> None:
             outputs.append(done.stdout)
     assert "You said: Hello!" in outputs[0]
 
-    previous = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(store)
-    try:
-        experiments = [e.experiment_id for e in mlflow.MlflowClient().search_experiments()]
-        found = mlflow.search_traces(experiment_ids=experiments, return_type="list")
-    finally:
-        mlflow.set_tracking_uri(previous)
+    # A client of its own: mlflow.set_tracking_uri() would outlive this test on MLflow before 3.5,
+    # where it wins over the MLFLOW_TRACKING_URI later tests set.
+    client = mlflow.MlflowClient(tracking_uri=store)
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    found = client.search_traces(experiment_ids=experiments)
     names = [span.name for trace in found for span in trace.data.spans]
     assert "ollama.chat" in names, names
 
