@@ -73,6 +73,9 @@ def test_getting_started_runs_as_written(tmp_path: Path) -> None:
         outputs = []
         for number, code in enumerate(scripts, 1):
             script = tmp_path / f"block{number}.py"
+            if sys.version_info[:3] in ((3, 12, 0), (3, 12, 1)) and "ollama.chat(" in code:
+                # The page's own advice for these two releases (no thread may start at exit there).
+                code += "mlflow.flush_trace_async_logging()\n"
             script.write_text(code, encoding="utf-8")
             done = subprocess.run(
                 [sys.executable, script.name], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180
