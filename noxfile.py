@@ -225,7 +225,9 @@ def build(session: nox.Session) -> None:
     with tarfile.open(sdist) as archive:
         root = archive.getnames()[0].split("/", 1)[0]
         # The tests, and the files some of them read (the declared floors, the docs); never the package.
-        wanted = tuple(f"{root}/{name}" for name in ("tests/", "pyproject.toml", "noxfile.py", "README.md", "docs/"))
+        wanted = tuple(
+            f"{root}/{name}" for name in ("tests/", "pyproject.toml", "noxfile.py", "README.md", "mkdocs.yml", "docs/")
+        )
         members = [m for m in archive.getmembers() if m.name.startswith(wanted)]
         archive.extractall(tests, members=members, filter="data")
     with session.chdir(tests / root):

@@ -22,16 +22,17 @@ from __future__ import annotations
 
 import argparse
 import ast
+import importlib.util
 import itertools
 import json
 import re
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGE = ROOT / "mlflow_ollama"
+# The package as Python imports it: the checkout's, or an installed wheel's (nox -s build).
+PACKAGE = Path(importlib.util.find_spec("mlflow_ollama").origin or "").parent  # type: ignore[union-attr]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 _BLOCK = re.compile(r"(<!-- generated: ([\w-]+) -->\n)(.*?)(<!-- end generated -->)", re.DOTALL)
 
@@ -52,8 +53,10 @@ def environment_variables() -> list[tuple[str, str]]:
             if not value.value.startswith("MLFLOW_OLLAMA_"):
                 continue
             if not (isinstance(following, ast.Expr) and isinstance(following.value, ast.Constant)):
-                raise SystemExit(f"{module.relative_to(ROOT)}: {target.id} has no docstring to document it")
+                raise SystemExit(f"{module}: {target.id} has no docstring to document it")
             found[value.value] = _markdown(str(following.value.value))
+    if not found:
+        raise SystemExit(f"no MLFLOW_OLLAMA_* variable found in {PACKAGE}")
     return sorted(found.items())
 
 
@@ -68,7 +71,6 @@ def environment() -> str:
 
 
 def untraced() -> str:
-    sys.path.insert(0, str(ROOT))
     from mlflow_ollama._patch import UNTRACED_METHODS
 
     names = [f"`{name}`" for name in UNTRACED_METHODS]

@@ -54,7 +54,7 @@ def test_every_variable_the_package_reads_is_in_the_table() -> None:
     documented = {name for name, _ in tables.environment_variables()}
     read = {
         name
-        for module in (ROOT / "mlflow_ollama").rglob("*.py")
+        for module in tables.PACKAGE.rglob("*.py")
         for name in re.findall(r"MLFLOW_OLLAMA_[A-Z_]+", module.read_text(encoding="utf-8"))
     }
     assert read == documented
