@@ -12,7 +12,14 @@ Each fact lives between two markers in the pages that show it:
 - ``support``: the supported releases, from pyproject.toml's floors and the Pythons of noxfile.py;
 - ``cost``, ``peers``, ``openai-route``: what tracing costs, from the figures ``benchmarks/peers.py``
   writes beside its page (``docs/benchmarks/peers.json``); ``cpu-split``: the split of our added
-  CPU, the table ``benchmarks/cpu_split.py`` marks in its page.
+  CPU, the table ``benchmarks/cpu_split.py`` marks in its page;
+- ``floor``, ``previews``, ``streaming``: the results table of ``benchmarks/mlflow_floor.py``,
+  ``benchmarks/previews.py`` and ``benchmarks/stream_overhead.py``, with what it was measured on,
+  from the page each wrote;
+- ``workers``: what worker processes store, MLflow alone and with mlflow-ollama, from
+  ``docs/benchmarks/workers.json`` (written by ``benchmarks/workers.py``);
+- ``scale``: what each route to one tracking server held, from ``docs/benchmarks/scale.json`` and the
+  conditions line of the page ``benchmarks/scale.py`` wrote beside it.
 
     python docs/reference_tables.py           # rewrite the blocks
     python docs/reference_tables.py --check   # exit 1, naming the stale pages (tests/test_docs_reference.py)
@@ -183,6 +190,32 @@ def _table(page: str, name: str) -> str:
     return found.group(1).rstrip()
 
 
+def _results(page: str) -> str:
+    """The first table a benchmark wrote in its page, after a line saying where it comes from."""
+    lines = (ROOT / "docs" / "benchmarks" / page).read_text(encoding="utf-8").splitlines()
+    start = next((i for i, line in enumerate(lines) if line.startswith("|")), None)
+    if start is None:
+        raise SystemExit(f"docs/benchmarks/{page} has no table")
+    end = next((i for i in range(start, len(lines)) if not lines[i].startswith("|")), len(lines))
+    measured = [line for line in lines[:start] if line.startswith("Measured ")]
+    return "\n".join([f"From [benchmarks/{page}](benchmarks/{page}).", *measured, "", *lines[start:end]])
+
+
+def floor() -> str:
+    """MLflow's own cost per span, release by release, and ours over it: ``benchmarks/mlflow_floor.py``."""
+    return _results("floor.md")
+
+
+def previews() -> str:
+    """What setting trace previews costs and saves: ``benchmarks/previews.py``."""
+    return _results("previews.md")
+
+
+def streaming() -> str:
+    """What tracing adds per streamed chunk: ``benchmarks/stream_overhead.py``."""
+    return _results("streaming.md")
+
+
 def cpu_split() -> str:
     """The split of our added CPU, as ``benchmarks/cpu_split.py`` last wrote it in its page."""
     return f"From [benchmarks/cpu_split.md](benchmarks/cpu_split.md):\n\n{_table('cpu_split.md', 'split')}"
@@ -208,16 +241,111 @@ def in_process() -> str:
     return _table("peers.md", "micro-otlp")
 
 
+_SCALE_ROUTES = {
+    "untraced": "untraced, for reference",
+    "sqlite": "sqlite store, local file (baseline)",
+    "default": "default export to the server",
+    "otlp": "OTLP to the server's `/v1/traces`",
+}
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f} ms"
+
+
+def scale() -> str:
+    """Per route, the highest call rate that held and the CPU it took: the scale benchmark's summary."""
+    folder = ROOT / "docs" / "benchmarks"
+    trials: dict[str, list[dict[str, Any]]] = json.loads((folder / "scale.json").read_text(encoding="utf-8"))
+    page = (folder / "scale.md").read_text(encoding="utf-8").splitlines()
+    measured = next(line for line in page if line.startswith("Measured "))
+    rows, per_core = [], {}
+    for route, label in _SCALE_ROUTES.items():
+        runs = sorted(trials[route], key=lambda trial: trial["rate"])
+        held = [trial for trial in runs if trial["holds"]]
+        best = held[-1]
+        failed = next((trial for trial in runs if not trial["holds"] and trial["rate"] > best["rate"]), None)
+        total = best["rate"] * best["processes"]
+        beyond = "none up to the highest rate tried"
+        if failed is not None:
+            beyond = f"{failed['processes']} x {failed['rate']:g} calls/s: {failed['why']}"
+        rows.append(
+            f"| {label} | {f'{total:,.1f}'.removesuffix('.0')} calls/s | {_ms(best['cpu_ms_per_call'])} | "
+            f"{_ms(best['server_cpu_ms_per_trace'])} | {_ms(best['db_cpu_ms_per_trace'])} | {beyond} |"
+        )
+        if server := best["server_cpu_ms_per_trace"]:
+            per_core[route] = (1000 / server, best["db_cpu_ms_per_trace"] / server)
+    header = [
+        f"From [benchmarks/scale.md](benchmarks/scale.md), where every trial is listed. {measured}",
+        "",
+        "| route | highest rate that held, all processes | app CPU per call there | server CPU per trace | "
+        "PostgreSQL CPU per trace | first rate that did not hold (per process) |",
+        "|---|---|---|---|---|---|",
+    ]
+    cores = [
+        f"{'OTLP' if route == 'otlp' else 'default'} route: one server core per "
+        f"{traces:.0f} traces/s, PostgreSQL needing {share:.0%} of the server's CPU"
+        for route, (traces, share) in per_core.items()
+    ]
+    return "\n".join([*header, *rows, "", f"Server CPU at the rate that held, as cores: {'; '.join(cores)}."])
+
+
+_WORKER_CASES = {
+    "pool fork, close+join": "`Pool` by fork, `close()` + `join()`",
+    "pool fork, with": "`Pool` by fork, `with` (ends with `terminate()`)",
+    "pool spawn, close+join": "`Pool` by spawn, `close()` + `join()`",
+    "pool spawn, with": "`Pool` by spawn, `with`",
+    "pool forkserver, close+join": "`Pool` by forkserver, `close()` + `join()`",
+    "pool forkserver, with": "`Pool` by forkserver, `with`",
+    "ProcessPoolExecutor fork": "`ProcessPoolExecutor` by fork",
+    "ProcessPoolExecutor spawn": "`ProcessPoolExecutor` by spawn",
+    "os.fork, sys.exit": "`os.fork()` child ending with `sys.exit`",
+    "os.fork, os._exit": "`os.fork()` child ending with `os._exit`",
+    "os.fork, killed (SIGKILL) after the calls": "`os.fork()` child killed with SIGKILL after its calls",
+}
+
+
+def workers() -> str:
+    """Traces stored by worker processes, MLflow's default export: MLflow alone and with mlflow-ollama."""
+    trials = json.loads((ROOT / "docs" / "benchmarks" / "workers.json").read_text(encoding="utf-8"))
+    found = {(t["case"], t["tracer"], t["warm_up"]): t for t in trials if t["route"] == "mlflow"}
+
+    def stored(case: str, tracer: str, warm_up: bool) -> str:
+        trial = found[case, tracer, warm_up]
+        hung = f"; {trial['killed']} **never exited** and were killed" if trial["killed"] else ""
+        return f"{trial['stored']} of {trial['calls']}{hung}"
+
+    rows = []
+    for case, label in _WORKER_CASES.items():
+        ours = {stored(case, "ours", warm_up) for warm_up in (False, True)}
+        both = ours.pop() if len(ours) == 1 else " / ".join(stored(case, "ours", w) for w in (False, True))
+        rows.append(f"| {label} | {stored(case, 'mlflow', False)} | {stored(case, 'mlflow', True)} | {both} |")
+    if unknown := {case for case, _, _ in found} - set(_WORKER_CASES):
+        raise SystemExit(f"docs/benchmarks/workers.json has cases with no label here: {sorted(unknown)}")
+    return "\n".join(
+        [
+            "| how the work is run | MLflow alone, no warm-up | MLflow alone, warm-up | mlflow-ollama, either |",
+            "|---|---:|---:|---:|",
+            *rows,
+        ]
+    )
+
+
 GENERATORS: dict[str, Callable[[], str]] = {
     "cpu-split": cpu_split,
     "cost": cost,
     "environment": environment,
+    "floor": floor,
     "goals": goals,
     "in-process": in_process,
     "openai-route": openai_route,
     "peers": peers,
+    "previews": previews,
+    "scale": scale,
+    "streaming": streaming,
     "support": support,
     "untraced": untraced,
+    "workers": workers,
 }
 
 

@@ -101,7 +101,7 @@ class _History:
         """Note that a call to this model begins; the returned visit remembers what came before."""
         now = time.monotonic()
         counted = _counted(options)
-        keep_alive_s = None if keep_alive is None else s.keep_alive_seconds(keep_alive)
+        keep_alive_s = s.keep_alive_seconds(keep_alive)
         with self._lock:
             model = self._models.get(key)
             if model is None:
