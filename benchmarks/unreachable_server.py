@@ -7,7 +7,8 @@ after its last call, which is where MLflow flushes its export queue and retries 
 
 Configurations: untraced; traced into a local sqlite store; traced into a server whose port
 refuses connections, and into one that accepts but never answers (a hung server or a firewall that
-drops packets), each with MLflow's default HTTP retries and with no retries and a 5 s timeout.
+drops packets), each with MLflow's default HTTP retries, with no retries and a 5 s timeout, and
+with those and mlflow-ollama's exit bound (``MLFLOW_OLLAMA_EXIT_FLUSH_TIMEOUT=10``).
 
     python benchmarks/unreachable_server.py [--calls 200] [--output docs/benchmarks/unreachable.md]
 """
@@ -31,6 +32,8 @@ from typing import Any
 # MLflow's defaults are 7 retries with backoff factor 2 and a 120 s timeout. docs/remote.md
 # recommends no retries and a 5 s timeout, the settings measured here (and the doctor's).
 NO_RETRIES = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "5"}
+# And mlflow-ollama's bound on the exit flush, which the same page recommends with them.
+BOUNDED = {**NO_RETRIES, "MLFLOW_OLLAMA_EXIT_FLUSH_TIMEOUT": "10"}
 EXIT_CAP = 300.0  # seconds we wait for a child to exit before killing it
 
 
@@ -120,6 +123,18 @@ def main() -> None:
                 host,
                 options.calls,
             ),
+            run(
+                "server refuses connections, no retries, 5 s timeout, exit bound 10 s",
+                {"MLFLOW_TRACKING_URI": refused_uri, **BOUNDED},
+                host,
+                options.calls,
+            ),
+            run(
+                "server never answers, no retries, 5 s timeout, exit bound 10 s",
+                {"MLFLOW_TRACKING_URI": blackhole_uri, **BOUNDED},
+                host,
+                options.calls,
+            ),
         ]
     finally:
         double.terminate()
@@ -141,7 +156,8 @@ def render(rows: list[dict[str, Any]], calls: int) -> str:
         f"{platform.python_version()}, {versions}, {os.cpu_count()} CPUs. {calls} plain chats per "
         "configuration against the loopback double, each configuration in its own process. "
         f"'Exit' is the time from the last call to the end of the process (capped at {EXIT_CAP:.0f} s). "
-        f"'No retries, 5 s timeout': {', '.join(f'`{k}={v}`' for k, v in NO_RETRIES.items())}.",
+        f"'No retries, 5 s timeout': {', '.join(f'`{k}={v}`' for k, v in NO_RETRIES.items())}; "
+        "'exit bound 10 s': `MLFLOW_OLLAMA_EXIT_FLUSH_TIMEOUT=10` as well.",
         "",
         "| configuration | median per call | p90 per call | exit after last call | exit code | "
         "'Failed to send trace' warnings |",

@@ -13,9 +13,9 @@ Each fact lives between two markers in the pages that show it:
 - ``cost``, ``peers``, ``openai-route``: what tracing costs, from the figures ``benchmarks/peers.py``
   writes beside its page (``docs/benchmarks/peers.json``); ``cpu-split``: the split of our added
   CPU, the table ``benchmarks/cpu_split.py`` marks in its page;
-- ``floor``, ``previews``, ``streaming``: the results table of ``benchmarks/mlflow_floor.py``,
-  ``benchmarks/previews.py`` and ``benchmarks/stream_overhead.py``, with what it was measured on,
-  from the page each wrote;
+- ``floor``, ``previews``, ``streaming``, ``unreachable``: the results table of
+  ``benchmarks/mlflow_floor.py``, ``benchmarks/previews.py``, ``benchmarks/stream_overhead.py`` and
+  ``benchmarks/unreachable_server.py``, with what it was measured on, from the page each wrote;
 - ``workers``: what worker processes store, MLflow alone and with mlflow-ollama, from
   ``docs/benchmarks/workers.json`` (written by ``benchmarks/workers.py``);
 - ``scale``: what each route to one tracking server held, from ``docs/benchmarks/scale.json`` and the
@@ -190,14 +190,14 @@ def _table(page: str, name: str) -> str:
     return found.group(1).rstrip()
 
 
-def _results(page: str) -> str:
-    """The first table a benchmark wrote in its page, after a line saying where it comes from."""
+def _results(page: str, conditions: str = "Measured ") -> str:
+    """The first table a benchmark wrote in its page, after where it comes from and its ``conditions`` line."""
     lines = (ROOT / "docs" / "benchmarks" / page).read_text(encoding="utf-8").splitlines()
     start = next((i for i, line in enumerate(lines) if line.startswith("|")), None)
     if start is None:
         raise SystemExit(f"docs/benchmarks/{page} has no table")
     end = next((i for i in range(start, len(lines)) if not lines[i].startswith("|")), len(lines))
-    measured = [line for line in lines[:start] if line.startswith("Measured ")]
+    measured = [line for line in lines[:start] if line.startswith(conditions)]
     return "\n".join([f"From [benchmarks/{page}](benchmarks/{page}).", *measured, "", *lines[start:end]])
 
 
@@ -214,6 +214,11 @@ def previews() -> str:
 def streaming() -> str:
     """What tracing adds per streamed chunk: ``benchmarks/stream_overhead.py``."""
     return _results("streaming.md")
+
+
+def unreachable() -> str:
+    """Calls and exit time against a tracking server that is down: ``benchmarks/unreachable_server.py``."""
+    return _results("unreachable.md", conditions="Written by ")
 
 
 def cpu_split() -> str:
@@ -344,6 +349,7 @@ GENERATORS: dict[str, Callable[[], str]] = {
     "scale": scale,
     "streaming": streaming,
     "support": support,
+    "unreachable": unreachable,
     "untraced": untraced,
     "workers": workers,
 }

@@ -94,7 +94,7 @@ def autolog(
     """
     # Imported here, not with the package: wrapt and importlib.metadata take ~0.08 s, which the
     # command line (mlflow-ollama run, before it execs the app) has no use for.
-    from mlflow_ollama import _compat, _patch, _workers
+    from mlflow_ollama import _compat, _exit, _patch, _workers
 
     settings.silent = silent
     settings.log_embeddings = log_embeddings
@@ -107,6 +107,7 @@ def autolog(
     settings.active = True
     _patch.install_when_imported()
     _workers.install()
+    _exit.install()
 
 
 def revert() -> None:

@@ -22,7 +22,7 @@ traces in worker processes, and this module answers each:
   ``worker_process_shutdown`` signal, which flushes. (Celery resets SIGTERM to its default action
   in its pool processes: a cold shutdown's terminated pool process drops what it still holds.)
 
-Every flush at exit is bounded by ``MLFLOW_OLLAMA_EXIT_FLUSH_TIMEOUT`` seconds; what is still
+Every flush at exit is bounded (``_exit``: ``MLFLOW_OLLAMA_EXIT_FLUSH_TIMEOUT``, 10 s); what is still
 unexported then is dropped, and a warning says how much. Nothing here runs in a process that does
 not fork or is not a worker, and nothing here touches an Ollama call.
 """
@@ -37,16 +37,11 @@ import threading
 from typing import Any
 
 from mlflow_ollama._config import settings
-from mlflow_ollama._safety import logger, report, warn
+from mlflow_ollama._exit import exit_flush_timeout, export_queues, flush_bounded
+from mlflow_ollama._safety import report
 
-__all__ = ["EXIT_FLUSH_TIMEOUT_ENV", "exit_flush_timeout", "flush_bounded", "install", "unexported"]
+__all__ = ["install"]
 
-EXIT_FLUSH_TIMEOUT_ENV = "MLFLOW_OLLAMA_EXIT_FLUSH_TIMEOUT"
-"""Seconds (default 10) a worker process (multiprocessing, ProcessPoolExecutor, a fork, gunicorn,
-Celery) gives MLflow's trace export when it leaves; what is still unexported then is dropped, with
-one warning saying how much. Read when the worker leaves. See [worker processes](workers.md)."""
-
-_DEFAULT_TIMEOUT = 10.0
 # The multiprocessing flavours whose workers leave through their own finalizers and os._exit:
 # the standard library's, and billiard's (Celery's prefork pool), which has the same API.
 _MULTIPROCESSING_UTILS = ("multiprocessing.util", "billiard.util")
@@ -79,21 +74,6 @@ def install() -> None:
             _guard_worker(sys.modules.get(name))
 
 
-def exit_flush_timeout() -> float:
-    """``MLFLOW_OLLAMA_EXIT_FLUSH_TIMEOUT`` in seconds: 10 when unset; an invalid value is warned about."""
-    raw = os.environ.get(EXIT_FLUSH_TIMEOUT_ENV, "").strip()
-    if not raw:
-        return _DEFAULT_TIMEOUT
-    try:
-        value = float(raw)
-        if value >= 0:
-            return value
-    except ValueError:
-        pass
-    warn(f"Ignoring {EXIT_FLUSH_TIMEOUT_ENV}={raw!r}: expected seconds, 0 or more. Using {_DEFAULT_TIMEOUT:g}.")
-    return _DEFAULT_TIMEOUT
-
-
 def _after_fork_in_child() -> None:
     # Runs in every child of os.fork() (multiprocessing's fork and forkserver children, gunicorn
     # and Celery workers, bare forks), before the child does anything else. Must never raise.
@@ -104,7 +84,7 @@ def _after_fork_in_child() -> None:
         _guarded_pid = 0
         _terminating = False
         _forget_inherited_watcher()
-        for queue in _export_queues():
+        for queue in export_queues():
             _reset(queue)
         # A bare fork that leaves with sys.exit runs atexit: ours, registered last, runs first
         # and bounds the flush that MLflow's own atexit callback would make without a limit.
@@ -221,90 +201,6 @@ def _flush_at_exit(why: str) -> None:
         report("flush MLflow's trace export at exit", exc)
 
 
-def flush_bounded(timeout: float, why: str) -> bool:
-    """Export what MLflow still holds, waiting at most ``timeout`` seconds; True when all of it went.
-
-    On a timeout, MLflow's queues are marked stopped so that its own ``atexit`` flush returns at
-    once, and one warning says what was dropped.
-    """
-    if "mlflow" not in sys.modules:
-        return True
-    finished = threading.Event()
-    complete = [False]
-
-    def run() -> None:
-        try:
-            import mlflow
-
-            mlflow.flush_trace_async_logging(terminate=True)
-            # OpenTelemetry's flush gives up at its timeout and says so by returning False.
-            complete[0] = _flush_tracer_provider(timeout) is not False
-        except Exception as exc:
-            logger.debug("mlflow-ollama: flushing MLflow's export failed: %r", exc)
-        finally:
-            finished.set()
-
-    threading.Thread(target=run, name="mlflow-ollama-exit-flush", daemon=True).start()
-    if finished.wait(timeout) and complete[0]:
-        return True
-    left = unexported()
-    for queue in _export_queues():
-        if hasattr(queue, "_is_active"):
-            queue._is_active = False
-    what = f"at least {left} trace(s)" if left else "the traces it was still exporting"
-    warn(
-        f"mlflow-ollama: process {os.getpid()} ({why}) gave MLflow's trace export {timeout:g} s "
-        f"({EXIT_FLUSH_TIMEOUT_ENV}) and leaves without {what}: they are lost."
-    )
-    return False
-
-
-def unexported() -> int | None:
-    """How many traces MLflow holds, waiting, in this process; None when it cannot tell.
-
-    Counted where they wait: root spans in batch span processors, and traces (not span batches) in
-    MLflow's export queues. An export already under way is not visible, so this is a lower bound.
-    """
-    try:
-        count = 0
-        for processor in _batch_processors():
-            queue = getattr(getattr(processor, "_batch_processor", None), "_queue", None)
-            if queue is None:
-                return None
-            count += sum(1 for span in list(queue) if getattr(span, "parent", None) is None)
-        for export_queue in _export_queues():
-            pending = list(getattr(export_queue._queue, "queue", ()))
-            count += sum(1 for task in pending if getattr(task.handler, "__name__", "") == "_log_trace")
-        return count
-    except Exception:
-        return None
-
-
-def _export_queues() -> list[Any]:
-    """MLflow's export queues in this process: the current exporter's, and those of retired providers."""
-    exporters: list[Any] = []
-    provider = sys.modules.get("mlflow.tracing.provider")
-    get_exporter = getattr(provider, "_get_trace_exporter", None)
-    if get_exporter is not None:
-        exporters.append(get_exporter())
-    base = sys.modules.get("mlflow.tracing.processor.base_mlflow")
-    registry = getattr(base, "_batch_processor_registry", None)
-    if registry is not None:
-        exporters += [getattr(p, "span_exporter", None) for p in list(registry)]
-    queues = {id(q): q for e in exporters if (q := getattr(e, "_async_queue", None)) is not None}
-    return list(queues.values())
-
-
-def _batch_processors() -> list[Any]:
-    """The OpenTelemetry batch span processors MLflow exports through (its own route and OTLP)."""
-    found: list[Any] = []
-    for processor in getattr(getattr(_tracer_provider(), "_active_span_processor", None), "_span_processors", ()):
-        delegate = getattr(processor, "_batch_delegate", None) or processor
-        if hasattr(delegate, "_batch_processor"):
-            found.append(delegate)
-    return found
-
-
 def _reset(queue: Any) -> None:
     # The queue's own constructor, run again on the child's copy: whatever state this MLflow release
     # keeps (locks, events, the queue, the flags) is back to new, and the next put starts threads
@@ -315,16 +211,3 @@ def _reset(queue: Any) -> None:
         # Releases that register their atexit flush on first use (MLflow 3.4 to 3.10) would do it
         # after ours, and so run first, unbounded; ours does that flush.
         queue._atexit_callback_registered = True
-
-
-def _flush_tracer_provider(timeout: float) -> object:
-    # The OTLP route's batch processor is not among what flush_trace_async_logging() drains.
-    force_flush = getattr(_tracer_provider(), "force_flush", None)
-    return force_flush(int(timeout * 1000)) if force_flush is not None else None
-
-
-def _tracer_provider() -> Any:
-    """MLflow's tracer provider if it has made one: ``provider.get()`` from 3.10, a module global before."""
-    module = sys.modules.get("mlflow.tracing.provider")
-    holder = getattr(module, "provider", None)
-    return holder.get() if holder is not None else getattr(module, "_MLFLOW_TRACER_PROVIDER", None)

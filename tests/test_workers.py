@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from e2e.parts import count_stored, run_workers_app
 
-from mlflow_ollama._workers import EXIT_FLUSH_TIMEOUT_ENV, exit_flush_timeout
+from mlflow_ollama._exit import EXIT_FLUSH_TIMEOUT_ENV, exit_flush_timeout
 from mlflow_ollama.testing import OllamaDouble
 
 

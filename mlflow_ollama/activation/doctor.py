@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from mlflow_ollama import _compat, _workers
+from mlflow_ollama import _compat, _exit
 from mlflow_ollama._config import ACCEPTED, AUTOLOG_ENV, LOG_CONTENT_ENV, meaning, switched_off
 from mlflow_ollama._safety import redact_url
 from mlflow_ollama.activation import _experiment
@@ -528,7 +528,7 @@ class _SpanNotes:
                 ended[span.name] = f"{span.context.trace_id:032x}"
 
         provider._get_tracer("mlflow_ollama")  # MLflow makes its tracer provider on first use
-        add = getattr(_workers._tracer_provider(), "add_span_processor", None)
+        add = getattr(_exit.tracer_provider(), "add_span_processor", None)
         if add is not None:
             add(Notes())
 
@@ -541,7 +541,7 @@ def _flush_export() -> None:
     import mlflow
 
     mlflow.flush_trace_async_logging()
-    force_flush = getattr(_workers._tracer_provider(), "force_flush", None)
+    force_flush = getattr(_exit.tracer_provider(), "force_flush", None)
     if force_flush is not None:
         force_flush(30_000)
 
