@@ -130,15 +130,30 @@ def _version(name: str) -> str:
         return "not installed"
 
 
+def _release(version: str) -> list[int]:
+    return [int(p) for p in version.split(".")[:3] if p.isdigit()]
+
+
 def markdown(results: dict[str, Any]) -> str:
-    rows = sorted(results.values(), key=lambda r: [int(p) for p in r["mlflow"].split(".")[:3] if p.isdigit()])
+    from mlflow_ollama._compat import OLDEST_MLFLOW
+
+    rows = sorted(results.values(), key=lambda r: _release(r["mlflow"]))
+    # Rows of releases below today's floor stay, as what was measured then; the page says so.
+    retired = [r["mlflow"] for r in rows if _release(r["mlflow"]) < _release(OLDEST_MLFLOW)]
+    note = (
+        f" MLflow {', '.join(retired)} {'is' if len(retired) == 1 else 'are'} no longer supported (the oldest "
+        f"supported release is {OLDEST_MLFLOW}); {'its row is' if len(retired) == 1 else 'their rows are'} kept "
+        "as what was measured."
+        if retired
+        else ""
+    )
     lines = [
         "# MLflow's floor, release by release",
         "",
         "Written by `benchmarks/mlflow_floor.py` (`nox -s bench_floor`, once per MLflow release of the",
         "test matrix). One process per release; a short chat with the SDK's HTTP client stubbed; OTLP/HTTP",
         f"export to a loopback sink, the exporter idle while timing ({BLOCKS} interleaved blocks of "
-        f"{CALLS_PER_BLOCK} calls, medians of block medians). Method: [../performance.md](../performance.md).",
+        f"{CALLS_PER_BLOCK} calls, medians of block medians). Method: [../performance.md](../performance.md).{note}",
         "",
         "| MLflow | opentelemetry-sdk | Python | measured | SDK call (µs) | bare MLflow span, added (µs) "
         "| `mlflow_ollama`, added (µs) | `mlflow_ollama` over the floor (µs) | OpenLLMetry, added (µs) "

@@ -154,7 +154,8 @@ def render(rows: list[dict[str, Any]], calls: int) -> str:
         "",
         f"Written by `benchmarks/unreachable_server.py` on {datetime.date.today()}: Python "
         f"{platform.python_version()}, {versions}, {os.cpu_count()} CPUs. {calls} plain chats per "
-        "configuration against the loopback double, each configuration in its own process. "
+        "configuration against the loopback double, each configuration in its own process, after 5 "
+        f"warm-up chats (so {calls + 5} traces to send). "
         f"'Exit' is the time from the last call to the end of the process (capped at {EXIT_CAP:.0f} s). "
         f"'No retries, 5 s timeout': {', '.join(f'`{k}={v}`' for k, v in NO_RETRIES.items())}; "
         "'exit bound 10 s': `MLFLOW_OLLAMA_EXIT_FLUSH_TIMEOUT=10` as well.",

@@ -35,10 +35,11 @@ __all__ = [
 
 EXIT_FLUSH_TIMEOUT_ENV = "MLFLOW_OLLAMA_EXIT_FLUSH_TIMEOUT"
 """Seconds a leaving process gives MLflow's trace export; what is still unexported then is dropped,
-with one warning saying how much. Worker processes (multiprocessing, ProcessPoolExecutor, a fork,
-gunicorn, Celery) always bound their exit, by 10 s when this is unset. The main process bounds its
-exit only when this is set; unset, it waits for every trace, as MLflow does. Read when the process
-leaves. See [worker processes](workers.md) and [an unreachable server](remote.md#unreachable-tracking-server)."""
+with one warning saying how much. A worker (of multiprocessing or ProcessPoolExecutor, or a fork of
+a process that called `autolog()`: gunicorn `--preload` and Celery prefork workers) always bounds
+its exit, by 10 s when this is unset. Any other process bounds its exit only when this is set;
+unset, it waits for every trace, as MLflow does. Read when the process leaves. See
+[worker processes](workers.md) and [an unreachable server](remote.md#unreachable-tracking-server)."""
 
 _DEFAULT_TIMEOUT = 10.0  # worker processes, when the variable is unset
 _installed = False

@@ -742,17 +742,20 @@ class OllamaDouble:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Run the double in the foreground: ``python -m mlflow_ollama.testing [--port N]``.
+    """Run the double in the foreground: ``python -m mlflow_ollama.testing [--port N] [--model NAME ...]``.
 
-    Prints its URL on the first line of standard output, then serves until interrupted.
+    Prints its URL on the first line of standard output, then serves until interrupted. It lists
+    ``llama3.2`` as pulled (``ollama.list()``), the model the docs' examples use, unless ``--model``
+    names others: ``mlflow-ollama doctor`` pointed at it then finds a model to call.
     """
     import argparse
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--model", action="append", help="a model to list as pulled (repeatable; default llama3.2)")
     options = parser.parse_args(argv)
-    double = OllamaDouble(options.host, options.port).start()
+    double = OllamaDouble(options.host, options.port, models=options.model or ["llama3.2"]).start()
     print(double.url, flush=True)
     try:
         threading.Event().wait()

@@ -7,8 +7,12 @@ to over real HTTP here, as the OpenAI SDK would (``openai`` is a benchmark-only 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import httpx
+import ollama
+import pytest
 
 from mlflow_ollama.testing import OllamaDouble, Reply
 
@@ -47,3 +51,20 @@ def test_a_streamed_completion_is_server_sent_events(server: OllamaDouble) -> No
     chunks = [json.loads(e) for e in events[:-1]]
     assert "".join(c["choices"][0]["delta"].get("content", "") for c in chunks) == "You said: a b c"
     assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
+
+
+@pytest.mark.parametrize(
+    ("arguments", "listed"), [([], ["llama3.2"]), (["--model", "qwen3", "--model", "phi4"], ["qwen3", "phi4"])]
+)
+def test_the_command_line_double_lists_the_docs_model(arguments: list[str], listed: list[str]) -> None:
+    """``python -m mlflow_ollama.testing``, as getting-started runs it: the doctor finds a model to call."""
+    double = subprocess.Popen(
+        [sys.executable, "-m", "mlflow_ollama.testing", *arguments], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert double.stdout is not None
+        url = double.stdout.readline().strip()
+        assert [model.model for model in ollama.Client(host=url).list().models] == listed
+    finally:
+        double.terminate()
+        double.wait(timeout=10)
