@@ -474,6 +474,42 @@ def stub_client(host: str = "http://127.0.0.1:11434") -> Any:
     return client
 
 
+def traced_call(call: Callable[[], Any]) -> tuple[Any, Any]:
+    """One real call traced by mlflow_ollama (autolog on): the span's own ``TracedCall``, and the reply."""
+    from mlflow_ollama import _spans
+
+    captured: list[_spans.TracedCall] = []
+    end = _spans.TracedCall._end
+
+    def capture(self: _spans.TracedCall, status: str | None = None) -> None:
+        captured.append(self)
+        end(self, status)
+
+    _spans.TracedCall._end = capture  # type: ignore[method-assign]
+    try:
+        response = call()
+    finally:
+        _spans.TracedCall._end = end  # type: ignore[method-assign]
+    return captured[0], response
+
+
+def time_signals(traced: Any, response: Any, key: tuple[str, str]) -> Callable[[], None]:
+    """What the span does for the always-on local-model signals of ``traced``, to time it alone.
+
+    Notes the call in the process's memory of its models, as the span does when it starts, reads
+    the reply as it does when it ends, and ends the visit.
+    """
+    from mlflow_ollama import _signals as signals
+    from mlflow_ollama._model_loads import history
+
+    def run() -> None:
+        traced.visit = history.begin(key, signals.load_options(traced.inputs), traced.inputs.get("keep_alive"))
+        traced._signals(response)
+        history.end(traced.visit)
+
+    return run
+
+
 def in_bare_span(call: Callable[[], Any]) -> Callable[[], Any]:
     """``call`` inside a bare MLflow span that records nothing: what any MLflow route pays at least."""
     import mlflow
@@ -561,8 +597,6 @@ def micro(mode: str, rounds: int) -> None:
 
     import mlflow_ollama
     from mlflow_ollama import _signals as signals
-    from mlflow_ollama import _spans
-    from mlflow_ollama._model_loads import history
     from mlflow_ollama.testing import OllamaDouble
 
     mlflow.set_experiment(f"bench-micro-{mode}")
@@ -576,29 +610,13 @@ def micro(mode: str, rounds: int) -> None:
         return client.chat(model=MODEL, messages=SHORT)
 
     # What mlflow_ollama records for this call, captured once: the "same data, precomputed" variant.
-    captured: list[_spans.TracedCall] = []
-    end = _spans.TracedCall._end
-
-    def capture(self: _spans.TracedCall, status: str | None = None) -> None:
-        captured.append(self)
-        end(self, status)
-
     mlflow_ollama.autolog()
-    _spans.TracedCall._end = capture  # type: ignore[method-assign]
-    response = call()
-    _spans.TracedCall._end = end  # type: ignore[method-assign]
+    traced, response = traced_call(call)
     mlflow_ollama.revert()
-    traced = captured[0]
     recorded = traced.span
     key = signals.model_key(double.url, MODEL)
     assert key is not None
-
-    def signals_alone() -> None:
-        # What the span does for the always-on local-model signals: note the call in the process's
-        # memory of its models when it starts, read the reply when it ends, end the visit.
-        traced.visit = history.begin(key, signals.load_options(traced.inputs), traced.inputs.get("keep_alive"))
-        traced._signals(response)
-        history.end(traced.visit)
+    signals_alone = time_signals(traced, response, key)
 
     inputs, outputs = recorded.inputs, recorded.outputs
     attributes = {k: v for k, v in recorded.attributes.items() if k.startswith(_OUR_ATTRIBUTES)}

@@ -20,7 +20,6 @@ import platform
 import statistics
 import tempfile
 import timeit
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,41 +28,12 @@ os.environ.setdefault("MLFLOW_ENABLE_ASYNC_TRACE_LOGGING", "true")
 
 import mlflow
 import ollama
+from peers import time_signals, traced_call
 
 import mlflow_ollama
 from mlflow_ollama import _model_details as md
 from mlflow_ollama import _signals as s
-from mlflow_ollama import _spans
-from mlflow_ollama._model_loads import history
 from mlflow_ollama.testing import OllamaDouble
-
-
-def _captured(call: Callable[[], Any]) -> tuple[_spans.TracedCall, Any]:
-    """The traced call's own span object and the reply it recorded, for one real call."""
-    captured: list[_spans.TracedCall] = []
-    end = _spans.TracedCall._end
-
-    def capture(self: _spans.TracedCall, status: str | None = None) -> None:
-        captured.append(self)
-        end(self, status)
-
-    _spans.TracedCall._end = capture  # type: ignore[method-assign]
-    try:
-        response = call()
-    finally:
-        _spans.TracedCall._end = end  # type: ignore[method-assign]
-    return captured[0], response
-
-
-def _signals_alone(traced: _spans.TracedCall, response: Any, key: tuple[str, str]) -> Callable[[], None]:
-    """What the span does for the always-on signals: note the call, read the reply, end the visit."""
-
-    def run() -> None:
-        traced.visit = history.begin(key, s.load_options(traced.inputs), traced.inputs.get("keep_alive"))
-        traced._signals(response)
-        history.end(traced.visit)
-
-    return run
 
 
 def _per_call_us(function: Any, number: int, repeats: int) -> float:
@@ -94,8 +64,8 @@ def main() -> None:
         }
         for label, call in cases.items():
             double.scheduler.unload_all()
-            traced, response = _captured(call)
-            rows.append((label, _per_call_us(_signals_alone(traced, response, key), args.number, args.repeats)))
+            traced, response = traced_call(call)
+            rows.append((label, _per_call_us(time_signals(traced, response, key), args.number, args.repeats)))
         lookup = md.Lookup.of(client, double.url, "llama3.2")
         assert lookup is not None
         md.details.attributes(lookup, loaded=True)  # looked up once: from now on, the cache

@@ -37,7 +37,7 @@ __all__ = ["Endpoint", "TracedCall", "start"]
 
 @dataclass(frozen=True)
 class Endpoint:
-    """One traced SDK method: how its span is named and typed, and its parameter names."""
+    """One traced SDK method (each runs a model: ``_patch.TRACED_METHODS``): span name, type, parameters."""
 
     method: str
     """The SDK method name, e.g. ``"chat"``."""
@@ -54,11 +54,6 @@ class Endpoint:
     @property
     def span_name(self) -> str:
         return f"ollama.{self.method}"
-
-    @property
-    def loads_model(self) -> bool:
-        """Whether the call runs a model, which the server may have to load first."""
-        return self.method in ("chat", "generate", "embed", "embeddings", "systemone")
 
     def arguments(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
         """The call's arguments by name, however they were passed."""
@@ -379,7 +374,7 @@ def start(endpoint: Endpoint, instance: Any, arguments: dict[str, Any]) -> Trace
         attributes[m.TOOLS] = tools
     if host:
         attributes["ollama.host"] = host
-    details = md.Lookup.of(instance, host, model) if endpoint.loads_model and details_enabled() else None
+    details = md.Lookup.of(instance, host, model) if details_enabled() else None
     # Inputs and attributes are set here rather than passed to start_span_no_context: when setting
     # them fails there, MLflow swaps in a no-op span and leaves the real one open for good.
     # The current span is the parent, unless the framework making this call keeps its own span
@@ -390,7 +385,7 @@ def start(endpoint: Endpoint, instance: Any, arguments: dict[str, Any]) -> Trace
         return None
     # Noted once the span exists, so that every begun visit is ended with it (TracedCall._end).
     # Load options and keep_alive are numbers and durations: content-off leaves them as they were.
-    key = signals.model_key(host, inputs.get("model")) if endpoint.loads_model else None
+    key = signals.model_key(host, inputs.get("model"))
     visit = history.begin(key, signals.load_options(inputs), inputs.get("keep_alive")) if key is not None else None
     call = TracedCall(endpoint, span, inputs, log_content, visit, details)
     try:

@@ -301,10 +301,18 @@ class _Handler(BaseHTTPRequestHandler):
     def _generate(self, body: dict[str, Any]) -> None:
         self._respond(body, _toy_generate(body), "generate")
 
-    def _embed(self, body: dict[str, Any]) -> None:
+    def _scripted_failure(self) -> bool:
+        """Answer with the next scripted answer if it is a failure; True when it was (the request is done).
+
+        For the endpoints without a toy reply to script: a scripted ``Reply`` is used up and ignored.
+        """
         scripted = self.server.next_scripted()
         if isinstance(scripted, Failure):
             self._send_json({"error": scripted.message}, scripted.status)
+        return isinstance(scripted, Failure)
+
+    def _embed(self, body: dict[str, Any]) -> None:
+        if self._scripted_failure():
             return
         texts = body.get("input")
         texts = [texts] if isinstance(texts, str) else list(texts or [])
@@ -322,9 +330,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _systemone(self, body: dict[str, Any]) -> None:
         """System One (ollama 0.6.3's ``systemone``): each question answered, as the SDK's types give the shape."""
-        scripted = self.server.next_scripted()
-        if isinstance(scripted, Failure):
-            self._send_json({"error": scripted.message}, scripted.status)
+        if self._scripted_failure():
             return
         questions = body.get("questions")
         if not isinstance(questions, dict):
