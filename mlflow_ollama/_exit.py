@@ -79,8 +79,12 @@ def _flush_main_at_exit() -> None:
 
 
 def _warn_no_threads(why: str) -> None:
-    # Python 3.12.0 and 3.12.1 start no thread once the interpreter exits: neither ours nor MLflow's
-    # export threads, so what is left cannot be exported at all, and MLflow says nothing.
+    # Python 3.12.0 and 3.12.1 start no thread once the interpreter exits. An MLflow export queue
+    # whose threads started during the run still exports at exit; one that never started cannot,
+    # so what waits for it is lost, and MLflow says nothing. (OpenTelemetry's batch processor has
+    # its thread from the start.)
+    if not any(getattr(queue, "_is_active", True) is False for queue in export_queues()):
+        return
     if left := unexported():
         warn(
             f"mlflow-ollama: process {os.getpid()} ({why}) cannot export its last {left} trace(s): "

@@ -107,9 +107,12 @@ def test_unset_the_exit_is_mlflows_own(server: OllamaDouble, tmp_path: Path) -> 
     status, stderr, _ = _run(server, 5, env, timeout=90)
     assert status == 0, stderr[-3000:]
     if _NO_THREADS_AT_EXIT:
-        # MLflow loses the traces without a word; the plugin says how many, and what to do.
-        assert "cannot export its last 5 trace(s)" in stderr
-        assert "mlflow.flush_trace_async_logging()" in stderr
+        # MLflow's export threads may have started during the run (a full batch of spans exports
+        # at once): then they export at exit. If not, MLflow loses the traces without a word, and
+        # the plugin says how many, and what to do. Either way, none is lost unsaid.
+        stored, warned = count_stored(store, "unbounded"), "cannot export its last 5 trace(s)" in stderr
+        assert (stored, warned) in ((5, False), (0, True)), stderr[-3000:]
+        assert not warned or "mlflow.flush_trace_async_logging()" in stderr
     else:
         assert "mlflow-ollama" not in stderr
         assert count_stored(store, "unbounded") == 5
